@@ -1,0 +1,92 @@
+// Admin endpoints about the control plane itself: proxies, config, metrics, health.
+import type { MeshModel } from '../model/types.ts';
+import type { ProxyTracker } from '../reconcile/proxy-tracker.ts';
+import type { SnapshotCache } from '../xds/cache/cache.ts';
+import { ADS_ORDER, SHORT_NAME } from '../xds/resources/type-urls.ts';
+import type { Metrics } from './metrics.ts';
+import { HttpError, type AdminRoute } from './router.ts';
+
+export interface ConfigError {
+  file: string;
+  line: number;
+  column?: number;
+  message: string;
+}
+
+export interface ConfigState {
+  version?: string;
+  appliedAt?: string;
+  model?: MeshModel;
+  files: string[];
+  errors: ConfigError[];
+}
+
+export interface CoreRouteDeps {
+  tracker: ProxyTracker;
+  cache: SnapshotCache;
+  metrics: Metrics;
+  config: () => ConfigState;
+  ready: () => boolean;
+}
+
+export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
+  return [
+    { method: 'GET', pattern: '/healthz', handler: () => ({ status: 200, text: 'ok\n' }) },
+    {
+      method: 'GET',
+      pattern: '/readyz',
+      handler: () => (deps.ready() ? { status: 200, text: 'ready\n' } : { status: 503, text: 'not ready\n' }),
+    },
+    {
+      method: 'GET',
+      pattern: '/metrics',
+      handler: async () => ({
+        status: 200,
+        text: await deps.metrics.registry.metrics(),
+        contentType: deps.metrics.registry.contentType,
+      }),
+    },
+    { method: 'GET', pattern: '/api/v1/proxies', handler: () => ({ status: 200, json: { proxies: deps.tracker.list() } }) },
+    {
+      method: 'GET',
+      pattern: '/api/v1/proxies/{nodeId}/config',
+      handler: ({ params }) => {
+        const proxy = deps.tracker.find(params.nodeId);
+        if (!proxy) throw new HttpError(404, `no connected proxy has node id ${JSON.stringify(params.nodeId)}`, 'TESSERA_ERR_NOT_FOUND');
+        const snapshot = deps.cache.getSnapshot(proxy.group);
+        const resources: Record<string, unknown[]> = {};
+        for (const typeUrl of ADS_ORDER) {
+          const type = snapshot?.get(typeUrl);
+          if (type && type.resources.size > 0) resources[SHORT_NAME[typeUrl]] = [...type.resources.values()].map((r) => r.object);
+        }
+        return { status: 200, json: { nodeId: proxy.nodeId, group: proxy.group, version: snapshot?.version, resources } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/config',
+      handler: () => {
+        const state = deps.config();
+        return {
+          status: 200,
+          json: {
+            version: state.version,
+            appliedAt: state.appliedAt,
+            files: state.files,
+            resources: state.model ? describeModel(state.model) : [],
+            errors: state.errors,
+          },
+        };
+      },
+    },
+  ];
+}
+
+function describeModel(model: MeshModel) {
+  const at = (s?: { file: string; line: number }) => (s ? `${s.file}:${s.line}` : undefined);
+  return [
+    ...model.services.map((s) => ({ kind: 'Service', namespace: s.namespace, name: s.name, source: at(s.source), spec: { ports: s.ports } })),
+    ...model.routes.map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, source: at(r.source), spec: { parents: r.parents, rules: r.rules } })),
+    ...model.policies.map((p) => ({ kind: 'TrafficPolicy', namespace: p.namespace, name: p.name, source: at(p.source), spec: { ...p, source: undefined } })),
+  ];
+}

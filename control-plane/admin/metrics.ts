@@ -1,0 +1,43 @@
+// Prometheus metrics for the control plane, fed by xDS callbacks and the reconciler.
+import client from 'prom-client';
+import { SHORT_NAME, type ResourceTypeUrl } from '../xds/resources/type-urls.ts';
+import type { XdsCallbacks } from '../xds/server/types.ts';
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly connectedProxies = new client.Gauge({ name: 'tessera_xds_connected_proxies', help: 'Open xDS streams', labelNames: ['protocol'], registers: [this.registry] });
+  readonly pushes = new client.Counter({ name: 'tessera_xds_pushes_total', help: 'xDS responses sent', labelNames: ['type'], registers: [this.registry] });
+  readonly pushBytes = new client.Counter({ name: 'tessera_xds_push_bytes_total', help: 'Resource bytes sent in xDS responses', labelNames: ['type'], registers: [this.registry] });
+  readonly acks = new client.Counter({ name: 'tessera_xds_acks_total', help: 'xDS ACKs received', labelNames: ['type'], registers: [this.registry] });
+  readonly nacks = new client.Counter({ name: 'tessera_xds_nacks_total', help: 'xDS NACKs received', labelNames: ['type'], registers: [this.registry] });
+  readonly pushToAck = new client.Histogram({
+    name: 'tessera_xds_push_to_ack_seconds',
+    help: 'Time from an xDS push to its ACK',
+    labelNames: ['type'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly configReloads = new client.Counter({ name: 'tessera_config_reloads_total', help: 'Config changes seen', labelNames: ['result'], registers: [this.registry] });
+  readonly configErrors = new client.Gauge({ name: 'tessera_config_errors', help: 'Errors blocking the newest config change', registers: [this.registry] });
+  readonly translateErrors = new client.Counter({ name: 'tessera_translate_errors_total', help: 'Snapshots that failed to build', registers: [this.registry] });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry, prefix: 'tessera_process_' });
+  }
+
+  readonly callbacks: XdsCallbacks = {
+    onStreamOpen: (s) => this.connectedProxies.inc({ protocol: s.protocol }),
+    onStreamClose: (s) => this.connectedProxies.dec({ protocol: s.protocol }),
+    onPush: (_s, p) => {
+      this.pushes.inc({ type: short(p.typeUrl) });
+      this.pushBytes.inc({ type: short(p.typeUrl) }, p.bytes);
+    },
+    onAck: (_s, a) => {
+      this.acks.inc({ type: short(a.typeUrl) });
+      if (a.latencyMs !== undefined) this.pushToAck.observe({ type: short(a.typeUrl) }, a.latencyMs / 1000);
+    },
+    onNack: (_s, n) => this.nacks.inc({ type: short(n.typeUrl) }),
+  };
+}
+
+const short = (typeUrl: string) => SHORT_NAME[typeUrl as ResourceTypeUrl] ?? 'unknown';

@@ -1,0 +1,60 @@
+// Which ProxyContext a connecting node gets, from the metadata `tessera bootstrap`
+// writes (node.metadata.tessera) or, without it, from what kind of client it is.
+import type { ProxyContext } from '../model/types.ts';
+import { structToJson } from '../xds/resources/struct.ts';
+import type { XdsNode } from '../xds/server/types.ts';
+
+export const DEFAULT_OUTBOUND = { address: '127.0.0.1', port: 15001 };
+
+export class NodeMetadataError extends Error {
+  readonly code = 'TESSERA_ERR_NODE_METADATA';
+}
+
+export function proxyContextOf(node: XdsNode): ProxyContext {
+  const meta = structToJson(node.metadata).tessera as Record<string, any> | undefined;
+  const mode = meta?.mode ?? (node.user_agent_name === 'envoy' ? 'sidecar' : 'proxyless');
+  if (mode === 'proxyless') return { kind: 'proxyless' };
+  if (mode !== 'sidecar') throw new NodeMetadataError(`metadata.tessera.mode must be sidecar or proxyless, not ${mode}`);
+  const service = meta?.service ?? (node.cluster || undefined);
+  const context: ProxyContext = {
+    kind: 'sidecar',
+    service,
+    namespace: meta?.namespace ?? 'default',
+    outbound: {
+      address: meta?.outbound?.address ?? DEFAULT_OUTBOUND.address,
+      port: port(meta?.outbound?.port ?? DEFAULT_OUTBOUND.port, 'outbound.port'),
+    },
+  };
+  if (meta?.inbound) {
+    context.inbound = {
+      address: meta.inbound.address ?? '0.0.0.0',
+      port: port(meta.inbound.port, 'inbound.port'),
+      appPort: port(meta.inbound.app_port, 'inbound.app_port'),
+      appAddress: meta.inbound.app_address ?? '127.0.0.1',
+    };
+  }
+  return context;
+}
+
+function port(value: unknown, field: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    throw new NodeMetadataError(`metadata.tessera.${field} must be a port number, not ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/** Proxies with the same context share one snapshot: the group key is the context. */
+export function groupKey(context: ProxyContext): string {
+  return JSON.stringify(context, Object.keys(flatKeys(context)).sort());
+}
+
+function flatKeys(o: unknown, acc: Record<string, true> = {}): Record<string, true> {
+  if (o && typeof o === 'object') {
+    for (const [k, v] of Object.entries(o)) {
+      acc[k] = true;
+      flatKeys(v, acc);
+    }
+  }
+  return acc;
+}

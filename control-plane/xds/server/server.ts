@@ -1,0 +1,106 @@
+// The gRPC face of the xDS server: ADS in both variants over one cache interface.
+// It knows nothing of services or routes.
+import * as grpc from '@grpc/grpc-js';
+import { grpcPackageDefinition } from '../../../protos/loader.ts';
+import type { ResourceCache } from '../cache/cache.ts';
+import { DeltaStream } from './delta.ts';
+import { SotwStream } from './sotw.ts';
+import type { XdsStream } from './stream.ts';
+import type {
+  DeltaDiscoveryRequest,
+  DeltaDiscoveryResponse,
+  DiscoveryRequest,
+  DiscoveryResponse,
+  NodeGrouper,
+  XdsCallbacks,
+} from './types.ts';
+
+export interface XdsServerOptions {
+  cache: ResourceCache;
+  group: NodeGrouper;
+  callbacks?: XdsCallbacks;
+}
+
+const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
+export class XdsServer {
+  readonly grpc: grpc.Server;
+  private readonly streams = new Set<XdsStream<unknown>>();
+
+  constructor(private readonly options: XdsServerOptions) {
+    this.grpc = new grpc.Server({
+      // Notice dead peers (a killed Envoy) instead of holding their streams forever.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      'grpc.max_receive_message_length': 4 * 1024 * 1024,
+    });
+    const definition = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
+    const service = ADS_SERVICE.split('.').reduce((o, k) => o[k], definition).service as grpc.ServiceDefinition;
+    this.grpc.addService(service, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
+        this.serve(call, new SotwStream(transportOf(call), this.deps())),
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) =>
+        this.serve(call, new DeltaStream(transportOf(call), this.deps())),
+    });
+  }
+
+  private deps() {
+    return { cache: this.options.cache, group: this.options.group, callbacks: this.options.callbacks ?? {} };
+  }
+
+  private serve<Req, Res>(
+    call: grpc.ServerDuplexStream<Req, Res>,
+    stream: XdsStream<Res> & { onRequest(r: Req): void },
+  ): void {
+    this.streams.add(stream as XdsStream<unknown>);
+    const done = () => {
+      this.streams.delete(stream as XdsStream<unknown>);
+      stream.close();
+    };
+    call.on('data', (request: Req) => {
+      try {
+        stream.onRequest(request);
+      } catch (err) {
+        this.options.callbacks?.onProtocolError?.(undefined, `request handling failed: ${(err as Error).stack}`);
+      }
+    });
+    call.on('end', () => {
+      done();
+      call.end();
+    });
+    call.on('error', done);
+    call.on('close', done);
+    call.on('cancelled', done);
+  }
+
+  /** Binds, e.g. `127.0.0.1:0`; resolves to the bound port. */
+  listen(address: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.grpc.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
+    });
+  }
+
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  async close(): Promise<void> {
+    for (const s of [...this.streams]) s.close();
+    this.grpc.forceShutdown();
+  }
+}
+
+function transportOf<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>) {
+  return {
+    write: (m: Res) => call.write(m),
+    end: (error?: { code: number; details: string }) => {
+      if (error) call.emit('error', { code: error.code, details: error.details });
+      else call.end();
+    },
+    peer: call.getPeer(),
+  };
+}

@@ -1,0 +1,80 @@
+// Starting real processes (control plane, Envoy, etcd) for tests: free ports,
+// readiness waits, and a kill by PID at teardown even when the test failed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import type { ExecutionContext } from 'ava';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Started {
+  child: ChildProcess;
+  output: () => string;
+  stop: () => Promise<void>;
+}
+
+const everyChild = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of everyChild) if (child.pid && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+});
+
+/** Spawns `cmd args`, keeps its output for failure messages, and registers a
+ *  teardown that kills it by PID. */
+export function startProcess(t: ExecutionContext, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Started {
+  const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  everyChild.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => child.pid && child.exitCode === null && process.kill(child.pid, 'SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    }
+    everyChild.delete(child);
+  };
+  t.teardown(stop);
+  return { child, output: () => output, stop };
+}
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
+}
+
+/** With CI=true a missing real part fails the test; elsewhere it is skipped with a note. */
+export function requireTool(t: ExecutionContext, found: boolean, name: string, install: string): boolean {
+  if (found) return true;
+  if (process.env.CI === 'true') {
+    t.fail(`${name} is required under CI=true but was not found (${install})`);
+  } else {
+    t.log(`${name} not found (${install}); skipped`);
+    t.pass();
+  }
+  return false;
+}
