@@ -89,3 +89,13 @@ export function grpcPackageDefinition(): protoLoader.PackageDefinition {
   );
   return grpcDefinitions;
 }
+
+const ownProtos = path.dirname(new URL(import.meta.url).pathname);
+
+let demoDefinition: protoLoader.PackageDefinition | undefined;
+
+/** The demo Echo service (protos/tessera/demo/v1/echo.proto). */
+export function demoPackageDefinition(): protoLoader.PackageDefinition {
+  demoDefinition ??= protoLoader.loadSync('tessera/demo/v1/echo.proto', { includeDirs: [ownProtos] });
+  return demoDefinition;
+}

@@ -1,0 +1,117 @@
+// Commands that read the admin API: `get services|proxies|routes`, `proxy-status`, `config-dump`.
+import { parseArgs } from 'node:util';
+import { request } from 'undici';
+
+export interface AdminTarget {
+  adminUrl: string;
+  token?: string;
+}
+
+export async function adminGet<T>(target: AdminTarget, path: string): Promise<T> {
+  const res = await request(target.adminUrl.replace(/\/$/, '') + path, {
+    headers: target.token ? { authorization: `Bearer ${target.token}` } : {},
+  }).catch((err: Error) => {
+    throw new Error(`cannot reach the admin API at ${target.adminUrl}: ${err.message}`);
+  });
+  const body = await res.body.text();
+  if (res.statusCode !== 200) {
+    let message = body;
+    try {
+      message = JSON.parse(body).error ?? body;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    throw new Error(`GET ${path}: ${res.statusCode} ${message}`);
+  }
+  return JSON.parse(body) as T;
+}
+
+/** Left-aligned columns, like kubectl. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export async function adminCommand(command: string, args: string[], out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { admin: { type: 'string' }, output: { type: 'string', short: 'o' } },
+  });
+  const target: AdminTarget = {
+    adminUrl: values.admin ?? process.env.TESSERA_ADMIN ?? 'http://127.0.0.1:18080',
+    token: process.env.TESSERA_TOKEN,
+  };
+  const json = values.output === 'json';
+  if (command === 'get') {
+    const what = positionals[0];
+    if (what === 'services') {
+      const { getServicesCommand } = await import('./get.ts');
+      return getServicesCommand(args.slice(1), target, out);
+    }
+    if (what === 'proxies') return printProxies(target, json, out);
+    if (what === 'routes') return printRoutes(target, json, out);
+    throw new Error(`get what? one of services, proxies, routes (got ${JSON.stringify(what)})`);
+  }
+  if (command === 'proxy-status') return printProxies(target, json, out);
+  if (command === 'config-dump') {
+    const node = positionals[0];
+    if (!node) throw new Error('config-dump needs a node id (see `tessera get proxies`)');
+    const dump = await adminGet(target, `/api/v1/proxies/${encodeURIComponent(node)}/config`);
+    out.write(JSON.stringify(dump, null, 2) + '\n');
+    return 0;
+  }
+  throw new Error(`unknown command ${command}`);
+}
+
+interface ProxyStatusView {
+  nodeId: string;
+  service?: string;
+  protocol: string;
+  connectedSince: string;
+  types: Record<string, { sentVersion?: string; ackedVersion?: string; lastNack?: { version: string; error: string } }>;
+}
+
+async function printProxies(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
+  const { proxies } = await adminGet<{ proxies: ProxyStatusView[] }>(target, '/api/v1/proxies');
+  if (json) {
+    out.write(JSON.stringify(proxies, null, 2) + '\n');
+    return 0;
+  }
+  const state = (p: ProxyStatusView, type: string) => {
+    const s = p.types[type];
+    if (!s) return '-';
+    if (s.lastNack && s.lastNack.version === s.sentVersion) return 'NACKED';
+    if (s.sentVersion && s.sentVersion === s.ackedVersion) return 'SYNCED';
+    return s.sentVersion ? 'STALE' : '-';
+  };
+  const rows = proxies.map((p) => [p.nodeId, p.service ?? '', p.protocol, ...['CDS', 'LDS', 'EDS', 'RDS'].map((t) => state(p, t)), p.connectedSince]);
+  out.write(table(['NODE', 'SERVICE', 'XDS', 'CDS', 'LDS', 'EDS', 'RDS', 'CONNECTED SINCE'], rows));
+  for (const p of proxies) {
+    for (const [type, s] of Object.entries(p.types)) {
+      if (s.lastNack) out.write(`\n${p.nodeId} ${type} last NACK (version ${s.lastNack.version}): ${s.lastNack.error}\n`);
+    }
+  }
+  return 0;
+}
+
+async function printRoutes(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
+  const config = await adminGet<{ resources: { kind: string; namespace: string; name: string; source?: string; spec: any }[] }>(target, '/api/v1/config');
+  const routes = config.resources.filter((r) => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute');
+  if (json) {
+    out.write(JSON.stringify(routes, null, 2) + '\n');
+    return 0;
+  }
+  const rows = routes.map((r) => [
+    r.kind,
+    `${r.namespace}/${r.name}`,
+    (r.spec.parents ?? []).map((p: { service: string; port?: number }) => p.service + (p.port ? `:${p.port}` : '')).join(','),
+    (r.spec.rules ?? [])
+      .map((rule: { backends: { service: string; weight: number }[] }) => rule.backends.map((b) => `${b.service}=${b.weight}`).join('/'))
+      .join(' | '),
+    r.source ?? '',
+  ]);
+  out.write(table(['KIND', 'NAME', 'PARENTS', 'BACKENDS', 'SOURCE'], rows));
+  return 0;
+}

@@ -1,0 +1,151 @@
+// The `tessera` command: dispatches to one module per command.
+import { parseArgs } from 'node:util';
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { envoyBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+
+const USAGE = `usage: tessera <command> [options]
+
+commands:
+  control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
+                [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
+  validate DIR
+  bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
+            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [-o json|yaml]
+  get services|proxies [--admin URL] [-o json]
+  proxy-status [--admin URL]
+  config-dump NODE [--admin URL]
+`;
+
+export class UsageError extends Error {
+  readonly code = 'TESSERA_ERR_USAGE';
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  try {
+    const code = await run(command, rest);
+    if (code !== undefined) process.exitCode = code;
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`tessera ${command ?? ''}: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`tessera ${command ?? ''}: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+async function run(command: string | undefined, args: string[]): Promise<number | undefined> {
+  switch (command) {
+    case 'control-plane':
+      return controlPlane(args);
+    case 'validate': {
+      const { validateCommand } = await import('./validate.ts');
+      return validateCommand(args);
+    }
+    case 'bootstrap':
+      return bootstrap(args);
+    case 'get':
+    case 'proxy-status':
+    case 'config-dump': {
+      const { adminCommand } = await import('./admin-client.ts');
+      return adminCommand(command, args);
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+function portOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a port number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function controlPlane(args: string[]): Promise<number | undefined> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      'xds-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      address: { type: 'string' },
+      store: { type: 'string' },
+      'admin-token-file': { type: 'string' },
+    },
+  });
+  const { startControlPlane } = await import('../main.ts');
+  const token = values['admin-token-file'] ? fs.readFileSync(values['admin-token-file'], 'utf8').trim() : undefined;
+  if (values['admin-token-file'] && !token) throw new UsageError(`--admin-token-file ${values['admin-token-file']} is empty`);
+  const cp = await startControlPlane({
+    configDir: values.config,
+    xdsPort: portOption(values['xds-port'], 'xds-port', 18000),
+    adminPort: portOption(values['admin-port'], 'admin-port', 18080),
+    address: values.address ?? '0.0.0.0',
+    adminToken: token,
+    store: values.store ?? 'memory',
+  } as Parameters<typeof startControlPlane>[0]);
+  const stop = () => {
+    cp.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return undefined;
+}
+
+function bootstrap(args: string[]): number {
+  const { values } = parseArgs({
+    args,
+    options: {
+      service: { type: 'string' },
+      namespace: { type: 'string' },
+      'node-id': { type: 'string' },
+      xds: { type: 'string' },
+      'xds-mode': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'outbound-port': { type: 'string' },
+      'outbound-address': { type: 'string' },
+      'inbound-port': { type: 'string' },
+      'inbound-address': { type: 'string' },
+      'app-port': { type: 'string' },
+      output: { type: 'string', short: 'o' },
+    },
+  });
+  if (!values['node-id']) throw new UsageError('--node-id is required');
+  const mode = values['xds-mode'] ?? 'sotw';
+  if (mode !== 'sotw' && mode !== 'delta') throw new UsageError(`--xds-mode must be sotw or delta, got ${mode}`);
+  if ((values['inbound-port'] === undefined) !== (values['app-port'] === undefined)) {
+    throw new UsageError('--inbound-port and --app-port go together');
+  }
+  const output = values.output ?? 'json';
+  if (output !== 'json' && output !== 'yaml') throw new UsageError(`-o must be json or yaml, got ${output}`);
+  const config = envoyBootstrap({
+    service: values.service,
+    namespace: values.namespace,
+    nodeId: values['node-id'],
+    xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'),
+    mode,
+    adminPort: portOption(values['admin-port'], 'admin-port', 15000),
+    outbound: { address: values['outbound-address'] ?? '127.0.0.1', port: portOption(values['outbound-port'], 'outbound-port', 15001) },
+    inbound:
+      values['inbound-port'] !== undefined
+        ? {
+            address: values['inbound-address'] ?? '0.0.0.0',
+            port: portOption(values['inbound-port'], 'inbound-port', 0),
+            appPort: portOption(values['app-port'], 'app-port', 0),
+            appAddress: '127.0.0.1',
+          }
+        : undefined,
+  });
+  process.stdout.write(output === 'yaml' ? YAML.stringify(config) : JSON.stringify(config, null, 2) + '\n');
+  return 0;
+}

@@ -1,0 +1,108 @@
+// An Envoy bootstrap that connects to the control plane over ADS. Written in
+// proto3 JSON (durations as "1s"), the form Envoy reads from a file.
+
+export interface BootstrapOptions {
+  service?: string;
+  namespace?: string;
+  nodeId: string;
+  /** Control-plane xDS addresses; Envoy fails over between them. */
+  xds: { host: string; port: number }[];
+  mode: 'sotw' | 'delta';
+  adminPort: number;
+  adminAddress?: string;
+  outbound: { address: string; port: number };
+  inbound?: { address: string; port: number; appPort: number; appAddress: string };
+}
+
+export const XDS_CLUSTER = 'tessera_xds';
+
+export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
+  const tessera: Record<string, unknown> = {
+    mode: 'sidecar',
+    namespace: o.namespace ?? 'default',
+    outbound: o.outbound,
+  };
+  if (o.service) tessera.service = o.service;
+  if (o.inbound) {
+    tessera.inbound = {
+      address: o.inbound.address,
+      port: o.inbound.port,
+      app_port: o.inbound.appPort,
+      app_address: o.inbound.appAddress,
+    };
+  }
+  const ads = { ads: {}, resource_api_version: 'V3' };
+  return {
+    node: { id: o.nodeId, cluster: o.service ?? 'outbound-only', metadata: { tessera } },
+    dynamic_resources: {
+      ads_config: {
+        api_type: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',
+        transport_api_version: 'V3',
+        grpc_services: [{ envoy_grpc: { cluster_name: XDS_CLUSTER } }],
+        set_node_on_first_message_only: true,
+      },
+      cds_config: ads,
+      lds_config: ads,
+    },
+    static_resources: {
+      clusters: [
+        {
+          name: XDS_CLUSTER,
+          type: 'STRICT_DNS',
+          connect_timeout: '1s',
+          typed_extension_protocol_options: {
+            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+              explicit_http_config: {
+                http2_protocol_options: {
+                  // Find a dead control plane quickly and reconnect to another.
+                  connection_keepalive: { interval: '5s', timeout: '3s' },
+                },
+              },
+            },
+          },
+          load_assignment: {
+            cluster_name: XDS_CLUSTER,
+            endpoints: [
+              {
+                lb_endpoints: o.xds.map((x) => ({
+                  endpoint: { address: { socket_address: { address: x.host, port_value: x.port } } },
+                })),
+              },
+            ],
+          },
+        },
+      ],
+    },
+    admin: {
+      address: { socket_address: { address: o.adminAddress ?? '127.0.0.1', port_value: o.adminPort } },
+    },
+  };
+}
+
+/** `host:port[,host:port…]` */
+export function parseXdsAddresses(value: string): { host: string; port: number }[] {
+  return value.split(',').map((part) => {
+    const m = /^(.+):(\d+)$/.exec(part.trim());
+    const port = m ? Number(m[2]) : NaN;
+    if (!m || port < 1 || port > 65535) throw new Error(`--xds expects HOST:PORT[,HOST:PORT…], got ${JSON.stringify(part)}`);
+    return { host: m[1].replace(/^\[|\]$/g, ''), port };
+  });
+}
+
+/** A bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG). */
+export function grpcBootstrap(o: { nodeId: string; xds: { host: string; port: number }[]; zone?: string }): Record<string, unknown> {
+  return {
+    xds_servers: o.xds.map((x) => ({
+      server_uri: `${x.host}:${x.port}`,
+      channel_creds: [{ type: 'insecure' }],
+      server_features: ['xds_v3'],
+    })),
+    node: {
+      id: o.nodeId,
+      // grpc-js-xds wants a locality present, even an empty one.
+      locality: o.zone ? { zone: o.zone } : {},
+      metadata: { tessera: { mode: 'proxyless' } },
+    },
+  };
+}
