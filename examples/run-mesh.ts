@@ -15,6 +15,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const configDir = path.join(here, 'mesh');
 const XDS_PORT = Number(process.env.TESSERA_XDS_PORT ?? 18000);
 const ADMIN_PORT = Number(process.env.TESSERA_ADMIN_PORT ?? 18080);
+/** Where the control plane and the frontend's outbound listener listen (0.0.0.0 in a container). */
+const PUBLIC_ADDRESS = process.env.TESSERA_PUBLIC_ADDRESS ?? '127.0.0.1';
 
 /** The instances the EndpointSlices in examples/mesh declare (their registered ports). */
 const demo = [
@@ -25,7 +27,7 @@ const demo = [
 ];
 
 async function main() {
-  const cp = await startControlPlane({ configDir, xdsPort: XDS_PORT, adminPort: ADMIN_PORT, address: '127.0.0.1' });
+  const cp = await startControlPlane({ configDir, xdsPort: XDS_PORT, adminPort: ADMIN_PORT, address: PUBLIC_ADDRESS });
   const envoy = findEnvoy();
   const sidecars: EnvoyHandle[] = [];
   const closers: (() => Promise<unknown>)[] = [];
@@ -48,7 +50,7 @@ async function main() {
         xds: [{ host: '127.0.0.1', port: cp.xdsPort }],
         mode: 'delta',
         adminPort: d.admin,
-        outbound: { address: '127.0.0.1', port: d.outbound },
+        outbound: { address: d.service === 'frontend' ? PUBLIC_ADDRESS : '127.0.0.1', port: d.outbound },
         inbound: { address: '127.0.0.1', port: d.port, appPort, appAddress: '127.0.0.1' },
       });
       sidecars.push(runEnvoy({ envoy, bootstrap, workDir: path.join(workDir, d.service), stdio: 'inherit' }));

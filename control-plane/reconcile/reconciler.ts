@@ -1,7 +1,7 @@
 // Model + endpoints -> translate -> snapshot cache, for every proxy group that is
 // watched. A translation that fails keeps the group's last good snapshot.
 import { EventEmitter } from 'node:events';
-import { emptyModel, type Endpoint, type MeshModel, type ProxyContext } from '../model/types.ts';
+import { emptyModel, serviceKey, type Endpoint, type MeshModel, type MeshService, type ProxyContext } from '../model/types.ts';
 import { translate } from '../translate/index.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
 import { Snapshot } from '../xds/cache/snapshot.ts';
@@ -52,7 +52,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       if (context) groups.set(group, context);
     }
     for (const context of groups.values()) {
-      Snapshot.fromResources(translate({ model, endpoints: this.endpointsFor(model), proxy: context }));
+      Snapshot.fromResources(translate({ model: this.servedModel(model), endpoints: this.endpointsFor(model), proxy: context }));
     }
   }
 
@@ -72,6 +72,24 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
   private endpointsFor(model: MeshModel): Endpoint[] {
     return [...model.endpoints, ...this.endpoints];
+  }
+
+  /** The model as served: registering an instance of a service no config file
+   *  declares creates that service (as in Consul), its port taken from the instance. */
+  private servedModel(model: MeshModel): MeshModel {
+    const declared = new Set(model.services.map((s) => serviceKey(s.name, s.namespace)));
+    const implied = new Map<string, MeshService>();
+    for (const e of this.endpoints) {
+      const key = serviceKey(e.service, e.namespace);
+      if (declared.has(key) || implied.has(key)) continue;
+      implied.set(key, {
+        name: e.service,
+        namespace: e.namespace,
+        ports: [{ name: 'http', port: e.port, targetPort: e.port, appProtocol: 'http' }],
+      });
+    }
+    if (implied.size === 0) return model;
+    return { ...model, services: [...model.services, ...[...implied.values()].sort((a, b) => a.name.localeCompare(b.name))] };
   }
 
   private schedule(): void {
@@ -94,7 +112,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     const context = this.contexts.get(group);
     if (!context) return;
     try {
-      const resources = translate({ model: this.model, endpoints: this.endpointsFor(this.model), proxy: context });
+      const resources = translate({ model: this.servedModel(this.model), endpoints: this.endpointsFor(this.model), proxy: context });
       this.cache.setSnapshot(group, Snapshot.fromResources(resources));
     } catch (err) {
       this.emit('error', group, err as Error);
