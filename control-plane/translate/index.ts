@@ -1,7 +1,12 @@
 // Pure translation: typed mesh model + proxy context in, Envoy resources out.
 // No I/O, no clock, no globals. (Implementation: see the files beside this one.)
 import type { Endpoint, MeshModel, ProxyContext } from '../model/types.ts';
-import type { ResourceTypeUrl } from '../xds/resources/type-urls.ts';
+import { TypeUrl, type ResourceTypeUrl } from '../xds/resources/type-urls.ts';
+import { inboundCluster, outboundClusters } from './clusters.ts';
+import { buildContext, byName } from './context.ts';
+import { loadAssignments } from './endpoints.ts';
+import { apiListeners, inboundListener, outboundListener } from './listeners.ts';
+import { outboundRouteConfiguration, proxylessRouteConfigurations } from './routes.ts';
 
 /** One Envoy resource in protobufjs object form (see xds/resources/codec.ts). */
 export interface NamedResource {
@@ -16,4 +21,32 @@ export interface TranslateInput {
   /** All known instances (EndpointSlice files merged with the registry), healthy or not. */
   endpoints: Endpoint[];
   proxy: ProxyContext;
+}
+
+/** Builds every resource one proxy group is served. Each list is sorted by name,
+ *  so equal inputs give byte-equal output and content-hash versions stay put. */
+export function translate(input: TranslateInput): ResourceSet {
+  const ctx = buildContext(input.model, input.endpoints, input.proxy);
+  const clusters = outboundClusters(ctx);
+  const listeners: NamedResource[] = [];
+  const routeConfigs: NamedResource[] = [];
+  if (ctx.proxy.kind === 'sidecar') {
+    const inbound = inboundCluster(ctx);
+    if (inbound) clusters.push(inbound);
+    listeners.push(...present(outboundListener(ctx), inboundListener(ctx)));
+    routeConfigs.push(outboundRouteConfiguration(ctx));
+  } else {
+    listeners.push(...apiListeners(ctx));
+    routeConfigs.push(...proxylessRouteConfigurations(ctx));
+  }
+  return {
+    [TypeUrl.Cluster]: byName(clusters),
+    [TypeUrl.ClusterLoadAssignment]: byName(loadAssignments(ctx)),
+    [TypeUrl.Listener]: byName(listeners),
+    [TypeUrl.RouteConfiguration]: byName(routeConfigs),
+  };
+}
+
+function present<T>(...items: (T | undefined)[]): T[] {
+  return items.filter((i): i is T => i !== undefined);
 }

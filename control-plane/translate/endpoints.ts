@@ -1,0 +1,63 @@
+// EDS: one ClusterLoadAssignment per service port, endpoints grouped by zone.
+import type { Endpoint, Health, MeshService, ServicePort } from '../model/types.ts';
+import { socketAddress } from './config-source.ts';
+import { compare, type Proto, type TranslateContext } from './context.ts';
+import { wrap } from './duration.ts';
+import type { NamedResource } from './index.ts';
+import { outboundClusterName } from './names.ts';
+
+export function loadAssignments(ctx: TranslateContext): NamedResource[] {
+  return ctx.services.flatMap((service) =>
+    service.ports.map((port) => {
+      const name = outboundClusterName(service.name, service.namespace, port.port);
+      return { name, resource: loadAssignment(name, portInstances(ctx, service, port)) };
+    }),
+  );
+}
+
+/** The instances behind one service port: those on its targetPort, or every
+ *  instance when the service has a single port (then the instance port is all
+ *  there is to know, as for a service implied by a registration). */
+export function portInstances(ctx: TranslateContext, service: MeshService, port: ServicePort): Endpoint[] {
+  const all = ctx.instances(service.name, service.namespace);
+  return service.ports.length === 1 ? all : all.filter((e) => e.port === port.targetPort);
+}
+
+const HEALTH_STATUS: Record<Health, string> = { healthy: 'HEALTHY', unhealthy: 'UNHEALTHY', unknown: 'UNKNOWN' };
+
+/** Unhealthy instances are left out rather than sent as UNHEALTHY: proxyless gRPC
+ *  and Envoy then agree, and a failed instance stops getting traffic on the next
+ *  push. Localities are sorted by zone, endpoints by address, for stable hashes. */
+export function loadAssignment(clusterName: string, instances: Endpoint[]): Proto {
+  const serving = dedupe(instances.filter((e) => e.health !== 'unhealthy'));
+  const byZone = new Map<string, Endpoint[]>();
+  for (const e of serving) byZone.set(e.zone ?? '', [...(byZone.get(e.zone ?? '') ?? []), e]);
+  const zones = [...byZone.keys()].sort(compare);
+  return {
+    cluster_name: clusterName,
+    endpoints: zones.map((zone) => localityEndpoints(zone, byZone.get(zone)!)),
+  };
+}
+
+/** grpc-js-xds ignores a locality without load_balancing_weight; equal weights
+ *  keep Envoy's behaviour the same as without locality weighting. */
+function localityEndpoints(zone: string, instances: Endpoint[]): Proto {
+  return {
+    locality: zone ? { zone } : {},
+    load_balancing_weight: wrap(1),
+    lb_endpoints: instances.map((e) => ({
+      endpoint: { address: socketAddress(e.address, e.port) },
+      health_status: HEALTH_STATUS[e.health],
+    })),
+  };
+}
+
+/** The same address may be declared in a file and registered too; Envoy and gRPC
+ *  would count it twice. Keeps one per address, the healthy one if any. */
+function dedupe(instances: Endpoint[]): Endpoint[] {
+  const rank = (e: Endpoint) => (e.health === 'healthy' ? 0 : 1);
+  const sorted = [...instances].sort(
+    (a, b) => compare(a.address, b.address) || a.port - b.port || rank(a) - rank(b) || compare(a.id, b.id),
+  );
+  return sorted.filter((e, i) => i === 0 || e.address !== sorted[i - 1].address || e.port !== sorted[i - 1].port);
+}

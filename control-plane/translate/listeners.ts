@@ -1,0 +1,103 @@
+// LDS: the sidecar's outbound and inbound HTTP listeners, and the API listeners
+// through which proxyless gRPC clients resolve `xds:///X` and `xds:///X:PORT`.
+import { EXTENSION } from '../xds/resources/type-urls.ts';
+import { adsConfigSource, socketAddress } from './config-source.ts';
+import type { Proto, TranslateContext } from './context.ts';
+import { duration, wrap } from './duration.ts';
+import type { NamedResource } from './index.ts';
+import {
+  apiListenerName,
+  FILTER,
+  inboundClusterName,
+  inboundListenerName,
+  OUTBOUND_HTTP_LISTENER,
+  OUTBOUND_HTTP_ROUTE_CONFIG,
+  proxylessRouteConfigName,
+} from './names.ts';
+import { httpPorts } from './routes.ts';
+
+/** The router must be the last HTTP filter (Envoy and grpc-js-xds both insist). */
+function routerFilter(): Proto {
+  return { name: FILTER.router, typed_config: { '@type': EXTENSION.router } };
+}
+
+function rds(routeConfigName: string): Proto {
+  return { rds: { config_source: adsConfigSource(), route_config_name: routeConfigName } };
+}
+
+function httpConnectionManager(fields: Proto): Proto {
+  return {
+    name: FILTER.httpConnectionManager,
+    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [routerFilter()] },
+  };
+}
+
+/** Applications send plain HTTP (or h2c) to the outbound port with `Host: X`, or in
+ *  proxy form (`GET http://X/path`, what HTTP_PROXY makes clients do), which Envoy
+ *  accepts when allow_absolute_url is set; the URL's host then becomes :authority. */
+export function outboundListener(ctx: TranslateContext): NamedResource | undefined {
+  if (ctx.proxy.kind !== 'sidecar') return undefined;
+  const name = OUTBOUND_HTTP_LISTENER;
+  const hcm = httpConnectionManager({
+    stat_prefix: name,
+    ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
+    http_protocol_options: { allow_absolute_url: wrap(true) },
+  });
+  const resource = {
+    name,
+    address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
+    traffic_direction: 'OUTBOUND',
+    filter_chains: [{ filters: [hcm] }],
+  };
+  return { name, resource };
+}
+
+/** Everything arriving on the instance port goes to the local application. The
+ *  route table is inline: it never changes apart from the listener. The route
+ *  timeout is off, so the caller's sidecar alone decides how long a call may take. */
+export function inboundListener(ctx: TranslateContext): NamedResource | undefined {
+  if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.inbound) return undefined;
+  const { address, port } = ctx.proxy.inbound;
+  const name = inboundListenerName(port);
+  const routeConfig = {
+    name,
+    virtual_hosts: [
+      {
+        name: 'inbound',
+        domains: ['*'],
+        routes: [{ match: { prefix: '/' }, route: { cluster: inboundClusterName(port), timeout: duration(0) } }],
+      },
+    ],
+  };
+  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const resource = {
+    name,
+    address: socketAddress(address, port),
+    traffic_direction: 'INBOUND',
+    filter_chains: [{ filters: [hcm] }],
+  };
+  return { name, resource };
+}
+
+/** `X` (the service's first HTTP port) and `X:PORT` for each HTTP port. The
+ *  client's namespace is unknown, so a name several namespaces use goes to the
+ *  service in `default`, else to the first namespace in sort order. */
+export function apiListeners(ctx: TranslateContext): NamedResource[] {
+  const defaultFirst = (ns: string) => (ns === 'default' ? 0 : 1);
+  const ports = httpPorts(ctx).sort((a, b) => defaultFirst(a.service.namespace) - defaultFirst(b.service.namespace));
+  const listeners = new Map<string, NamedResource>();
+  for (const { service, port } of ports) {
+    const routeConfig = proxylessRouteConfigName(service.name, service.namespace, port.port);
+    for (const name of [apiListenerName(service.name), apiListenerName(service.name, port.port)]) {
+      // The first claim wins: the bare name goes to the first HTTP port.
+      if (!listeners.has(name)) listeners.set(name, { name, resource: apiListener(name, routeConfig) });
+    }
+  }
+  return [...listeners.values()];
+}
+
+function apiListener(name: string, routeConfigName: string): Proto {
+  const hcm = httpConnectionManager(rds(routeConfigName)).typed_config as Proto;
+  // grpc-js-xds reads only rds and http_filters; codec_type is harmless to it.
+  return { name, api_listener: { api_listener: hcm } };
+}
