@@ -23,13 +23,13 @@ function node(i: number) {
     metadata: {
       fields: {
         tessera: {
-          struct_value: {
+          structValue: {
             fields: {
-              mode: { string_value: 'sidecar' },
-              service: { string_value: service },
+              mode: { stringValue: 'sidecar' },
+              service: { stringValue: service },
               inbound: {
-                struct_value: {
-                  fields: { port: { number_value: 20000 + (i % services) }, app_port: { number_value: 30000 } },
+                structValue: {
+                  fields: { port: { numberValue: 20000 + (i % services) }, app_port: { numberValue: 30000 } },
                 },
               },
             },

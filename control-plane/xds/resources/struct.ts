@@ -1,12 +1,14 @@
-// google.protobuf.Struct as decoded by proto-loader (keepCase, oneofs) <-> plain JSON.
+// google.protobuf.Struct as decoded by proto-loader <-> plain JSON. protobufjs
+// defines the well-known Struct types itself, in camelCase (`stringValue`), even
+// when every other field keeps its snake_case name.
 type ProtoValue = {
   kind?: string;
-  null_value?: unknown;
-  number_value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  struct_value?: ProtoStruct;
-  list_value?: { values?: ProtoValue[] };
+  nullValue?: unknown;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: ProtoStruct;
+  listValue?: { values?: ProtoValue[] };
 };
 export type ProtoStruct = { fields?: Record<string, ProtoValue> };
 
@@ -17,18 +19,23 @@ export function structToJson(struct: ProtoStruct | undefined | null): Record<str
 }
 
 function valueToJson(v: ProtoValue): unknown {
-  switch (v.kind) {
-    case 'number_value':
-      return v.number_value;
-    case 'string_value':
-      return v.string_value;
-    case 'bool_value':
-      return v.bool_value;
-    case 'struct_value':
-      return structToJson(v.struct_value);
-    case 'list_value':
-      return (v.list_value?.values ?? []).map(valueToJson);
-    default:
-      return null;
-  }
+  if (v.structValue !== undefined && v.structValue !== null) return structToJson(v.structValue);
+  if (v.listValue !== undefined && v.listValue !== null) return (v.listValue.values ?? []).map(valueToJson);
+  if (v.stringValue !== undefined && v.stringValue !== null) return v.stringValue;
+  if (v.numberValue !== undefined && v.numberValue !== null) return v.numberValue;
+  if (v.boolValue !== undefined && v.boolValue !== null) return v.boolValue;
+  return null;
+}
+
+export function jsonToStruct(json: Record<string, unknown>): ProtoStruct {
+  return { fields: Object.fromEntries(Object.entries(json).map(([k, v]) => [k, jsonToValue(v)])) };
+}
+
+function jsonToValue(v: unknown): ProtoValue {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(jsonToValue) } };
+  return { structValue: jsonToStruct(v as Record<string, unknown>) };
 }

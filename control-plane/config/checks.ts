@@ -1,0 +1,59 @@
+// Checks across documents: names unique, every reference resolves, regexes are
+// RE2 (what Envoy and gRPC use), ports exist.
+import { RE2 } from 're2-wasm';
+import type { MeshModel } from '../model/types.ts';
+import type { Reference, RegexUse } from './convert.ts';
+import type { ConfigError } from './load.ts';
+
+export function checkModel(model: MeshModel, refs: Reference[], regexes: RegexUse[], errors: ConfigError[]): void {
+  const services = new Map(model.services.map((s) => [`${s.namespace}/${s.name}`, s]));
+  unique(model.services.map((s) => ({ key: `${s.namespace}/${s.name}`, what: `Service ${s.namespace}/${s.name}`, source: s.source })), errors);
+  unique(model.routes.map((r) => ({ key: `${r.kind} ${r.namespace}/${r.name}`, what: `${r.kind} ${r.namespace}/${r.name}`, source: r.source })), errors);
+  unique(model.policies.map((p) => ({ key: `${p.namespace}/${p.name}`, what: `TrafficPolicy ${p.namespace}/${p.name}`, source: p.source })), errors);
+  for (const s of model.services) {
+    const ports = new Set<number>();
+    for (const p of s.ports) {
+      if (ports.has(p.port)) errors.push({ ...at(s.source), message: `Service ${s.namespace}/${s.name}: port ${p.port} is listed twice` });
+      ports.add(p.port);
+    }
+  }
+  for (const ref of refs) {
+    const service = services.get(`${ref.namespace}/${ref.service}`);
+    if (!service) {
+      const declared = model.services.filter((s) => s.namespace === ref.namespace).map((s) => s.name);
+      errors.push({
+        file: ref.file,
+        line: ref.line,
+        column: ref.column,
+        message: `${ref.from} '${ref.service}' names no Service in namespace ${ref.namespace} (declared: ${declared.join(', ') || 'none'})`,
+      });
+    } else if (ref.port !== undefined && !service.ports.some((p) => p.port === ref.port)) {
+      errors.push({
+        file: ref.file,
+        line: ref.line,
+        column: ref.column,
+        message: `${ref.from} '${ref.service}' has no port ${ref.port} (ports: ${service.ports.map((p) => p.port).join(', ')})`,
+      });
+    }
+  }
+  for (const use of regexes) {
+    try {
+      new RE2(use.regex, 'u');
+    } catch (err) {
+      const reason = (err as Error).message.replace(/^Invalid regular expression: \/.*\/u: /, '');
+      errors.push({ file: use.file, line: use.line, column: use.column, message: `${use.from}: invalid regular expression ${JSON.stringify(use.regex)} (RE2): ${reason}` });
+    }
+  }
+}
+
+const at = (source?: { file: string; line: number }) => ({ file: source?.file ?? '', line: source?.line ?? 0 });
+
+function unique(items: { key: string; what: string; source?: { file: string; line: number } }[], errors: ConfigError[]): void {
+  const first = new Map<string, { file: string; line: number } | undefined>();
+  for (const item of items) {
+    if (first.has(item.key)) {
+      const f = first.get(item.key);
+      errors.push({ ...at(item.source), message: `${item.what} is declared twice (first at ${f?.file}:${f?.line})` });
+    } else first.set(item.key, item.source);
+  }
+}

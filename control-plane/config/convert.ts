@@ -1,0 +1,324 @@
+// Validated documents -> mesh model objects. References between documents are
+// collected here and checked once every file is read (checks.ts).
+import type {
+  AppProtocol,
+  BackendRef,
+  Endpoint,
+  HeaderModifier,
+  MeshModel,
+  RetryPolicy,
+  Route,
+  RouteFilter,
+  RouteMatch,
+  RouteRule,
+  TrafficPolicy,
+} from '../model/types.ts';
+import { parseDuration } from './duration.ts';
+import type { Locate } from './load.ts';
+
+export interface Reference {
+  /** What refers, for the message: "HTTPRoute default/reviews: backendRef". */
+  from: string;
+  service: string;
+  namespace: string;
+  port?: number;
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface RegexUse {
+  regex: string;
+  from: string;
+  file: string;
+  line: number;
+  column: number;
+}
+
+export interface ConvertContext {
+  file: string;
+  locate: Locate;
+  error: (at: (string | number)[], message: string) => void;
+  model: MeshModel;
+  refs: Reference[];
+  regexes: RegexUse[];
+}
+
+type Doc = Record<string, any>;
+
+/** Istio users expect a route retry to cover connection failures and resets too. */
+export const ROUTE_RETRY_ON = ['connect-failure', 'refused-stream', 'reset'];
+
+export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): void {
+  switch (kind) {
+    case 'Service':
+      return convertService(doc, ctx);
+    case 'EndpointSlice':
+      return convertEndpointSlice(doc, ctx);
+    case 'HTTPRoute':
+    case 'GRPCRoute':
+      return convertRoute(kind, doc, ctx);
+    case 'TrafficPolicy':
+      return convertTrafficPolicy(doc, ctx);
+    case 'MeshConfig':
+      return convertMeshConfig(doc, ctx);
+  }
+}
+
+const namespaceOf = (doc: Doc) => (doc.metadata.namespace as string | undefined) ?? 'default';
+const source = (ctx: ConvertContext, at: (string | number)[] = ['metadata', 'name']) => ({ file: ctx.file, line: ctx.locate(at).line });
+
+function reference(ctx: ConvertContext, from: string, at: (string | number)[], ref: { name: string; namespace?: string; port?: number }, namespace: string) {
+  ctx.refs.push({ from, service: ref.name, namespace: ref.namespace ?? namespace, port: ref.port, file: ctx.file, ...ctx.locate(at) });
+}
+
+function regex(ctx: ConvertContext, from: string, at: (string | number)[], value: string) {
+  ctx.regexes.push({ regex: value, from, file: ctx.file, ...ctx.locate(at) });
+}
+
+function convertService(doc: Doc, ctx: ConvertContext): void {
+  const appProtocol = (p: Doc): AppProtocol => (p.appProtocol === 'kubernetes.io/h2c' ? 'http2' : (p.appProtocol ?? 'http'));
+  ctx.model.services.push({
+    name: doc.metadata.name,
+    namespace: namespaceOf(doc),
+    ports: doc.spec.ports.map((p: Doc) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, appProtocol: appProtocol(p) })),
+    source: source(ctx),
+  });
+}
+
+function convertEndpointSlice(doc: Doc, ctx: ConvertContext): void {
+  const service = doc.metadata.labels?.['kubernetes.io/service-name'];
+  if (!service) {
+    ctx.error(['metadata'], `EndpointSlice ${doc.metadata.name}: needs the label kubernetes.io/service-name naming its Service`);
+    return;
+  }
+  if (doc.addressType === 'FQDN') {
+    ctx.error(['addressType'], `EndpointSlice ${doc.metadata.name}: addressType FQDN is not supported; list IP addresses`);
+    return;
+  }
+  const namespace = namespaceOf(doc);
+  reference(ctx, `EndpointSlice ${namespace}/${doc.metadata.name}`, ['metadata', 'labels', 'kubernetes.io/service-name'], { name: service }, namespace);
+  doc.endpoints.forEach((e: Doc, ei: number) => {
+    e.addresses.forEach((address: string, ai: number) => {
+      if (!isIp(address, doc.addressType)) ctx.error(['endpoints', ei, 'addresses', ai], `EndpointSlice ${doc.metadata.name}: ${JSON.stringify(address)} is not an ${doc.addressType} address`);
+      for (const p of doc.ports as Doc[]) {
+        const endpoint: Endpoint = {
+          id: `${doc.metadata.name}-${address}:${p.port}`,
+          service,
+          namespace,
+          address,
+          port: p.port,
+          labels: { ...(doc.metadata.labels ?? {}) },
+          zone: e.zone,
+          health: e.conditions?.ready === false ? 'unhealthy' : 'healthy',
+          source: 'file',
+        };
+        if (p.name) endpoint.labels['tessera.dev/port-name'] = p.name;
+        ctx.model.endpoints.push(endpoint);
+      }
+    });
+  });
+}
+
+function isIp(address: string, type: string): boolean {
+  if (type === 'IPv4') return /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/.test(address);
+  return /^[0-9a-fA-F:.]+$/.test(address) && address.includes(':');
+}
+
+function convertRoute(kind: 'HTTPRoute' | 'GRPCRoute', doc: Doc, ctx: ConvertContext): void {
+  const namespace = namespaceOf(doc);
+  const name = `${kind} ${namespace}/${doc.metadata.name}`;
+  const parents = (doc.spec.parentRefs as Doc[]).map((p, i) => {
+    reference(ctx, `${name}: parentRef`, ['spec', 'parentRefs', i, 'name'], p as { name: string }, namespace);
+    return { service: p.name as string, namespace: (p.namespace as string) ?? namespace, port: p.port as number | undefined };
+  });
+  const rules: RouteRule[] = ((doc.spec.rules ?? [{}]) as Doc[]).map((rule, ri) => {
+    const at = (...rest: (string | number)[]) => ['spec', 'rules', ri, ...rest];
+    const matches: RouteMatch[] = ((rule.matches ?? []) as Doc[]).map((m, mi) =>
+      kind === 'HTTPRoute' ? httpMatch(m, ctx, name, at('matches', mi)) : grpcMatch(m, ctx, name, at('matches', mi)),
+    );
+    const backends: BackendRef[] = ((rule.backendRefs ?? []) as Doc[]).map((b, bi) => {
+      reference(ctx, `${name}: backendRef`, at('backendRefs', bi, 'name'), b as { name: string }, namespace);
+      return { service: b.name, namespace: b.namespace ?? namespace, port: b.port, weight: b.weight ?? 1 };
+    });
+    const filters = ((rule.filters ?? []) as Doc[]).flatMap((f, fi) => convertFilter(f, ctx, name, at('filters', fi), namespace));
+    const redirects = filters.some((f) => f.type === 'RequestRedirect');
+    if (backends.length === 0 && !redirects) ctx.error(at(), `${name}: rule ${ri} has no backendRefs (and no RequestRedirect)`);
+    if (backends.length > 0 && backends.every((b) => b.weight === 0)) {
+      ctx.error(at('backendRefs'), `${name}: rule ${ri} gives every backendRef weight 0; give one a positive weight`);
+    }
+    const out: RouteRule = { matches, backends, filters };
+    if (rule.timeouts) {
+      out.timeouts = {};
+      if (rule.timeouts.request) out.timeouts.requestMs = parseDuration(rule.timeouts.request);
+      if (rule.timeouts.backendRequest) out.timeouts.backendRequestMs = parseDuration(rule.timeouts.backendRequest);
+    }
+    if (rule.retry) {
+      const retry: RetryPolicy = {
+        attempts: rule.retry.attempts ?? 1,
+        codes: rule.retry.codes ?? [],
+        retryOn: kind === 'GRPCRoute' ? ['unavailable', 'cancelled', 'deadline-exceeded'] : ROUTE_RETRY_ON,
+      };
+      if (rule.retry.backoff) retry.backoff = { baseIntervalMs: parseDuration(rule.retry.backoff) };
+      if (out.timeouts?.backendRequestMs) retry.perTryTimeoutMs = out.timeouts.backendRequestMs;
+      out.retry = retry;
+    }
+    return out;
+  });
+  const route: Route = { kind, name: doc.metadata.name, namespace, parents, rules, source: source(ctx) };
+  ctx.model.routes.push(route);
+}
+
+function httpMatch(m: Doc, ctx: ConvertContext, name: string, at: (string | number)[]): RouteMatch {
+  const match: RouteMatch = { headers: [], queryParams: [] };
+  if (m.path) {
+    const type = m.path.type ?? 'PathPrefix';
+    const value = m.path.value ?? '/';
+    if (type === 'RegularExpression') regex(ctx, `${name}: path`, [...at, 'path', 'value'], value);
+    else if (!value.startsWith('/')) ctx.error([...at, 'path', 'value'], `${name}: path ${JSON.stringify(value)} must start with /`);
+    match.path = { type, value };
+  }
+  match.headers = stringMatches(m.headers, ctx, `${name}: header`, [...at, 'headers']);
+  match.queryParams = stringMatches(m.queryParams, ctx, `${name}: query param`, [...at, 'queryParams']);
+  if (m.method) match.method = m.method;
+  return match;
+}
+
+function stringMatches(list: Doc[] | undefined, ctx: ConvertContext, from: string, at: (string | number)[]) {
+  return (list ?? []).map((h, i) => {
+    const type = h.type ?? 'Exact';
+    if (type === 'RegularExpression') regex(ctx, `${from} ${h.name}`, [...at, i, 'value'], h.value);
+    return { type, name: h.name, value: h.value };
+  });
+}
+
+/** gRPC calls are HTTP/2 POSTs to `/package.Service/Method`. */
+function grpcMatch(m: Doc, ctx: ConvertContext, name: string, at: (string | number)[]): RouteMatch {
+  const match: RouteMatch = { headers: stringMatches(m.headers, ctx, `${name}: header`, [...at, 'headers']), queryParams: [] };
+  const method = m.method;
+  if (method) {
+    if (!method.service && !method.method) ctx.error([...at, 'method'], `${name}: a method match needs service, method or both`);
+    if ((method.type ?? 'Exact') === 'RegularExpression') {
+      const value = `/${method.service ?? '[^/]+'}/${method.method ?? '[^/]+'}`;
+      regex(ctx, `${name}: method`, [...at, 'method'], value);
+      match.path = { type: 'RegularExpression', value };
+    } else if (method.service && method.method) match.path = { type: 'Exact', value: `/${method.service}/${method.method}` };
+    else if (method.service) match.path = { type: 'PathPrefix', value: `/${method.service}` };
+    else match.path = { type: 'RegularExpression', value: `/[^/]+/${escapeRegex(method.method)}` };
+  }
+  return match;
+}
+
+const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+function headerModifier(m: Doc | undefined): HeaderModifier {
+  return { set: m?.set ?? [], add: m?.add ?? [], remove: m?.remove ?? [] };
+}
+
+function pathModifier(p: Doc | undefined, ctx: ConvertContext, name: string, at: (string | number)[]) {
+  if (!p) return undefined;
+  const value = p.type === 'ReplaceFullPath' ? p.replaceFullPath : p.replacePrefixMatch;
+  if (typeof value !== 'string') {
+    ctx.error(at, `${name}: path type ${p.type} needs ${p.type === 'ReplaceFullPath' ? 'replaceFullPath' : 'replacePrefixMatch'}`);
+    return undefined;
+  }
+  return { type: p.type as 'ReplaceFullPath' | 'ReplacePrefixMatch', value };
+}
+
+function convertFilter(f: Doc, ctx: ConvertContext, name: string, at: (string | number)[], namespace: string): RouteFilter[] {
+  const field = f.type.charAt(0).toLowerCase() + f.type.slice(1);
+  const config = f.type === 'URLRewrite' ? f.urlRewrite : f[field];
+  if (!config) {
+    ctx.error(at, `${name}: filter ${f.type} needs its ${f.type === 'URLRewrite' ? 'urlRewrite' : field} settings`);
+    return [];
+  }
+  switch (f.type) {
+    case 'RequestHeaderModifier':
+      return [{ type: 'RequestHeaderModifier', requestHeaderModifier: headerModifier(config) }];
+    case 'ResponseHeaderModifier':
+      return [{ type: 'ResponseHeaderModifier', responseHeaderModifier: headerModifier(config) }];
+    case 'RequestMirror': {
+      const b = config.backendRef;
+      reference(ctx, `${name}: RequestMirror backendRef`, [...at, 'requestMirror', 'backendRef', 'name'], b, namespace);
+      return [{ type: 'RequestMirror', requestMirror: { backend: { service: b.name, namespace: b.namespace ?? namespace, port: b.port, weight: 1 }, percent: config.percent } }];
+    }
+    case 'URLRewrite':
+      return [{ type: 'URLRewrite', urlRewrite: { hostname: config.hostname, path: pathModifier(config.path, ctx, name, [...at, 'urlRewrite', 'path']) } }];
+    case 'RequestRedirect':
+      return [
+        {
+          type: 'RequestRedirect',
+          requestRedirect: {
+            scheme: config.scheme,
+            hostname: config.hostname,
+            port: config.port,
+            statusCode: config.statusCode,
+            path: pathModifier(config.path, ctx, name, [...at, 'requestRedirect', 'path']),
+          },
+        },
+      ];
+  }
+  return [];
+}
+
+function convertTrafficPolicy(doc: Doc, ctx: ConvertContext): void {
+  const namespace = namespaceOf(doc);
+  const name = `TrafficPolicy ${namespace}/${doc.metadata.name}`;
+  const s = doc.spec;
+  const targets = (s.targetRefs as Doc[]).map((t, i) => {
+    reference(ctx, `${name}: targetRef`, ['spec', 'targetRefs', i, 'name'], t as { name: string }, namespace);
+    return { service: t.name as string, namespace: (t.namespace as string) ?? namespace };
+  });
+  const ms = (v: string | undefined) => (v === undefined ? undefined : parseDuration(v));
+  const policy: TrafficPolicy = { name: doc.metadata.name, namespace, targets, source: source(ctx) };
+  if (s.connectTimeout) policy.connectTimeoutMs = ms(s.connectTimeout);
+  if (s.timeout) policy.timeoutMs = ms(s.timeout);
+  if (s.retry) {
+    policy.retry = { attempts: s.retry.attempts, codes: s.retry.codes, retryOn: s.retry.retryOn, perTryTimeoutMs: ms(s.retry.perTryTimeout) };
+    if (s.retry.backoff) policy.retry.backoff = { baseIntervalMs: ms(s.retry.backoff.baseInterval)!, maxIntervalMs: ms(s.retry.backoff.maxInterval) };
+    for (const k of Object.keys(policy.retry) as (keyof RetryPolicy)[]) if (policy.retry[k] === undefined) delete policy.retry[k];
+  }
+  if (s.connectionPool) policy.connectionPool = { ...s.connectionPool };
+  if (s.outlierDetection) {
+    const o = s.outlierDetection;
+    policy.outlierDetection = {
+      consecutive5xxErrors: o.consecutive5xxErrors,
+      intervalMs: ms(o.interval),
+      baseEjectionTimeMs: ms(o.baseEjectionTime),
+      maxEjectionPercent: o.maxEjectionPercent,
+    };
+  }
+  if (s.loadBalancer) {
+    policy.loadBalancer = { policy: s.loadBalancer.policy, hashOn: s.loadBalancer.hashOn };
+    if (s.loadBalancer.hashOn && s.loadBalancer.policy !== 'RingHash') {
+      ctx.error(['spec', 'loadBalancer', 'hashOn'], `${name}: hashOn needs policy RingHash`);
+    }
+  }
+  if (s.healthCheck) {
+    const h = s.healthCheck;
+    const kinds = ['http', 'tcp', 'grpc'].filter((k) => h[k] !== undefined && h[k] !== false);
+    if (kinds.length !== 1) ctx.error(['spec', 'healthCheck'], `${name}: healthCheck needs exactly one of http, tcp, grpc`);
+    policy.healthCheck = {
+      http: h.http,
+      tcp: h.tcp,
+      grpc: h.grpc,
+      intervalMs: ms(h.interval) ?? 10_000,
+      timeoutMs: ms(h.timeout) ?? 1000,
+      healthyThreshold: h.healthyThreshold ?? 1,
+      unhealthyThreshold: h.unhealthyThreshold ?? 2,
+    };
+  }
+  ctx.model.policies.push(policy);
+}
+
+function convertMeshConfig(doc: Doc, ctx: ConvertContext): void {
+  if (ctx.model.meshConfig) {
+    ctx.error(['metadata', 'name'], `MeshConfig ${doc.metadata.name}: only one MeshConfig may exist`);
+    return;
+  }
+  ctx.model.meshConfig = {
+    trustDomain: doc.spec?.trustDomain ?? 'cluster.local',
+    mtlsMode: doc.spec?.mtls?.mode ?? 'PERMISSIVE',
+    certificateLifetimeMs: parseDuration(doc.spec?.certificateLifetime ?? '24h'),
+  };
+}

@@ -1,0 +1,43 @@
+import test from 'ava';
+import { grpcPackageDefinition } from '../../protos/loader.ts';
+import { groupKey, proxyContextOf } from '../../control-plane/reconcile/proxy-context.ts';
+import { jsonToStruct } from '../../control-plane/xds/resources/struct.ts';
+
+const ads = (grpcPackageDefinition() as any)['envoy.service.discovery.v3.AggregatedDiscoveryService'].StreamAggregatedResources;
+
+/** The node as the server sees it: through the same wire decoding. */
+function overTheWire(metadata: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  const bytes = ads.requestSerialize({ node: { id: 'n', metadata: jsonToStruct(metadata), ...extra } });
+  return ads.requestDeserialize(bytes).node;
+}
+
+test('node metadata written by the bootstrap survives the wire and sets the proxy context', (t) => {
+  const node = overTheWire({
+    tessera: { mode: 'sidecar', service: 'reviews', namespace: 'shop', outbound: { address: '127.0.0.1', port: 25001 }, inbound: { address: '0.0.0.0', port: 9080, app_port: 8080, app_address: '127.0.0.1' } },
+  });
+  t.deepEqual(proxyContextOf(node), {
+    kind: 'sidecar',
+    service: 'reviews',
+    namespace: 'shop',
+    outbound: { address: '127.0.0.1', port: 25001 },
+    inbound: { address: '0.0.0.0', port: 9080, appPort: 8080, appAddress: '127.0.0.1' },
+  });
+});
+
+test('an Envoy without Tessera metadata is a sidecar on the default outbound port; others are proxyless', (t) => {
+  t.deepEqual(proxyContextOf(overTheWire({}, { user_agent_name: 'envoy' })), {
+    kind: 'sidecar', service: undefined, namespace: 'default', outbound: { address: '127.0.0.1', port: 15001 },
+  });
+  t.deepEqual(proxyContextOf(overTheWire({}, { user_agent_name: 'gRPC Node Pure JS' })), { kind: 'proxyless' });
+});
+
+test('a bad port in node metadata is refused with the field named', (t) => {
+  const err = t.throws(() => proxyContextOf(overTheWire({ tessera: { mode: 'sidecar', outbound: { port: 'x' } } })));
+  t.regex(err!.message, /metadata\.tessera\.outbound\.port must be a port number/);
+});
+
+test('proxies with the same context share a group whatever the key order', (t) => {
+  const a = groupKey({ kind: 'sidecar', namespace: 'default', outbound: { address: '127.0.0.1', port: 1 } });
+  const b = groupKey({ outbound: { port: 1, address: '127.0.0.1' }, namespace: 'default', kind: 'sidecar' } as any);
+  t.is(a, b);
+});
