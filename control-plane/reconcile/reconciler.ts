@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events';
 import { emptyModel, serviceKey, type Endpoint, type MeshModel, type MeshService, type ProxyContext } from '../model/types.ts';
 import { translate } from '../translate/index.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
-import { Snapshot } from '../xds/cache/snapshot.ts';
+import { EncodeCache, Snapshot } from '../xds/cache/snapshot.ts';
 import type { XdsNode } from '../xds/server/types.ts';
 import { groupKey, proxyContextOf } from './proxy-context.ts';
 
@@ -25,6 +25,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private endpoints: Endpoint[] = [];
   private readonly contexts = new Map<string, ProxyContext>();
   private timer?: NodeJS.Timeout;
+  private readonly encodings = new EncodeCache();
 
   constructor(
     private readonly cache: SnapshotCache,
@@ -52,7 +53,10 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       if (context) groups.set(group, context);
     }
     for (const context of groups.values()) {
-      Snapshot.fromResources(translate({ model: this.servedModel(model), endpoints: this.endpointsFor(model), proxy: context }));
+      Snapshot.fromResources(
+        translate({ model: this.servedModel(model), endpoints: this.endpointsFor(model), proxy: context }),
+        this.encodings.encode,
+      );
     }
   }
 
@@ -105,6 +109,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     const started = performance.now();
     const groups = this.cache.watchedGroups();
     for (const group of groups) this.build(group);
+    this.encodings.nextGeneration();
     this.emit('rebuilt', groups.length, performance.now() - started);
   }
 
@@ -113,7 +118,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     if (!context) return;
     try {
       const resources = translate({ model: this.servedModel(this.model), endpoints: this.endpointsFor(this.model), proxy: context });
-      this.cache.setSnapshot(group, Snapshot.fromResources(resources));
+      this.cache.setSnapshot(group, Snapshot.fromResources(resources, this.encodings.encode));
     } catch (err) {
       this.emit('error', group, err as Error);
     }

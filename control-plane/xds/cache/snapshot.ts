@@ -22,6 +22,35 @@ export interface TypeSnapshot {
 
 export type ResourceInput = Partial<Record<ResourceTypeUrl, { name: string; resource: Record<string, unknown> }[]>>;
 
+export type ResourceEncoder = (typeUrl: string, resource: Record<string, unknown>) => { any: EncodedAny; version: string };
+
+export function encodeResource(typeUrl: string, resource: Record<string, unknown>): { any: EncodedAny; version: string } {
+  const any = encodeAny(typeUrl, resource);
+  return { any, version: hash(any.value) };
+}
+
+/** Proxy groups share most resources (every sidecar gets the same clusters), so an
+ *  encoding is reused by content across groups and builds. Entries unused for a
+ *  whole build are dropped. */
+export class EncodeCache {
+  private current = new Map<string, { any: EncodedAny; version: string }>();
+  private previous = new Map<string, { any: EncodedAny; version: string }>();
+
+  readonly encode: ResourceEncoder = (typeUrl, resource) => {
+    const key = `${typeUrl}\n${JSON.stringify(resource)}`;
+    let hit = this.current.get(key) ?? this.previous.get(key);
+    if (!hit) hit = encodeResource(typeUrl, resource);
+    this.current.set(key, hit);
+    return hit;
+  };
+
+  /** Call between builds. */
+  nextGeneration(): void {
+    this.previous = this.current;
+    this.current = new Map();
+  }
+}
+
 export class InconsistentSnapshotError extends Error {
   readonly code = 'TESSERA_ERR_INCONSISTENT_SNAPSHOT';
   constructor(readonly problems: string[]) {
@@ -39,15 +68,14 @@ export class Snapshot {
     private readonly refs: ReadonlyMap<string, ResourceRef[]>,
   ) {}
 
-  static fromResources(input: ResourceInput): Snapshot {
+  static fromResources(input: ResourceInput, encoder: ResourceEncoder = encodeResource): Snapshot {
     const types = new Map<string, TypeSnapshot>();
     const refs = new Map<string, ResourceRef[]>();
     for (const typeUrl of ADS_ORDER) {
       const resources = new Map<string, CachedResource>();
       for (const { name, resource } of input[typeUrl] ?? []) {
         if (resources.has(name)) throw new InconsistentSnapshotError([`${SHORT_NAME[typeUrl]} ${name} appears twice`]);
-        const any = encodeAny(typeUrl, resource);
-        resources.set(name, { name, version: hash(any.value), any, object: resource });
+        resources.set(name, { name, ...encoder(typeUrl, resource), object: resource });
         refs.set(`${typeUrl} ${name}`, references(typeUrl, resource));
       }
       types.set(typeUrl, { version: versionOf(resources.values()), resources });
