@@ -12,6 +12,9 @@ import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
 import { SnapshotCache } from './xds/cache/cache.ts';
 import { hash } from './xds/cache/snapshot.ts';
 import { XdsServer } from './xds/server/server.ts';
+import { Registry } from './registry/registry.ts';
+import { registryRoutes } from './registry/routes.ts';
+import { FileStore, MemoryStore, parseStoreUrl, StoreError, type RegistryStore } from './registry/store.ts';
 import { SHORT_NAME, type ResourceTypeUrl } from './xds/resources/type-urls.ts';
 
 export interface ControlPlaneOptions {
@@ -21,6 +24,8 @@ export interface ControlPlaneOptions {
   /** Address both servers bind to. */
   address: string;
   adminToken?: string;
+  /** memory (default), file:PATH or etcd://HOST:PORT,… */
+  store?: string;
   log?: (line: string) => void;
 }
 
@@ -32,6 +37,7 @@ export interface ControlPlane {
   tracker: ProxyTracker;
   metrics: Metrics;
   config: () => ConfigState;
+  registry: Registry;
   close(): Promise<void>;
 }
 
@@ -77,6 +83,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
   };
 
+  const registry = new Registry(openStore(options.store ?? 'memory'));
+  registry.on('change', () => reconciler.setEndpoints(registry.endpoints()));
+  await registry.start();
+
   let watcher: { close(): void } | undefined;
   if (options.configDir) {
     if (!fs.existsSync(options.configDir)) throw new Error(`config dir ${options.configDir} does not exist`);
@@ -100,7 +110,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const admin = new AdminServer({
     token: options.adminToken,
     log,
-    routes: coreRoutes({ tracker, cache, metrics, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+    routes: [
+      ...coreRoutes({ tracker, cache, metrics, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+      ...registryRoutes(registry, {
+        fileEndpoints: () => state.model?.endpoints ?? [],
+        declaredServices: () => state.model?.services.map((s) => s.name) ?? [],
+      }),
+    ],
   });
   const adminPort = await admin.listen(options.adminPort, options.address);
   log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort}`);
@@ -113,10 +129,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     tracker,
     metrics,
     config: () => state,
+    registry,
     async close() {
       watcher?.close();
       reconciler.close();
-      await Promise.all([xds.close(), admin.close()]);
+      await Promise.all([xds.close(), admin.close(), registry.close()]);
     },
   };
+}
+
+function openStore(url: string): RegistryStore {
+  const store = parseStoreUrl(url);
+  if (store.kind === 'file') return new FileStore(store.path);
+  if (store.kind === 'etcd') throw new StoreError('the etcd store is not available yet; use memory or file:PATH');
+  return new MemoryStore();
 }

@@ -93,7 +93,7 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
     address: values.address ?? '0.0.0.0',
     adminToken: token,
     store: values.store ?? 'memory',
-  } as Parameters<typeof startControlPlane>[0]);
+  });
   const stop = () => {
     cp.close().then(() => process.exit(0));
   };
