@@ -25,11 +25,13 @@ export function portInstances(ctx: TranslateContext, service: MeshService, port:
 
 const HEALTH_STATUS: Record<Health, string> = { healthy: 'HEALTHY', unhealthy: 'UNHEALTHY', unknown: 'UNKNOWN' };
 
-/** Unhealthy instances are left out rather than sent as UNHEALTHY: proxyless gRPC
- *  and Envoy then agree, and a failed instance stops getting traffic on the next
- *  push. Localities are sorted by zone, endpoints by address, for stable hashes. */
+/** Only healthy instances are sent. Unhealthy ones are left out rather than sent as
+ *  UNHEALTHY, so proxyless gRPC and Envoy agree and a failed instance stops getting
+ *  traffic on the next push; an instance whose check has not passed yet (unknown,
+ *  e.g. a TTL instance before its first heartbeat) gets none either, as in Consul.
+ *  Localities are sorted by zone, endpoints by address, for stable hashes. */
 export function loadAssignment(clusterName: string, instances: Endpoint[]): Proto {
-  const serving = dedupe(instances.filter((e) => e.health !== 'unhealthy'));
+  const serving = dedupe(instances.filter((e) => e.health === 'healthy'));
   const byZone = new Map<string, Endpoint[]>();
   for (const e of serving) byZone.set(e.zone ?? '', [...(byZone.get(e.zone ?? '') ?? []), e]);
   const zones = [...byZone.keys()].sort(compare);
