@@ -14,7 +14,8 @@ import { hash } from './xds/cache/snapshot.ts';
 import { XdsServer } from './xds/server/server.ts';
 import { Registry } from './registry/registry.ts';
 import { registryRoutes } from './registry/routes.ts';
-import { FileStore, MemoryStore, parseStoreUrl, StoreError, type RegistryStore } from './registry/store.ts';
+import { EtcdStore } from './registry/etcd-store.ts';
+import { FileStore, MemoryStore, parseStoreUrl, type RegistryStore } from './registry/store.ts';
 import { SHORT_NAME, type ResourceTypeUrl } from './xds/resources/type-urls.ts';
 
 export interface ControlPlaneOptions {
@@ -83,7 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     );
   };
 
-  const registry = new Registry(openStore(options.store ?? 'memory'));
+  const registry = new Registry(openStore(options.store ?? 'memory', log));
   registry.on('change', () => reconciler.setEndpoints(registry.endpoints()));
   await registry.start();
 
@@ -138,9 +139,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 }
 
-function openStore(url: string): RegistryStore {
+function openStore(url: string, log: (line: string) => void): RegistryStore {
   const store = parseStoreUrl(url);
   if (store.kind === 'file') return new FileStore(store.path);
-  if (store.kind === 'etcd') throw new StoreError('the etcd store is not available yet; use memory or file:PATH');
+  if (store.kind === 'etcd') {
+    const ttl = Number(process.env.TESSERA_ETCD_LEASE_TTL ?? 10);
+    return new EtcdStore({ endpoints: store.endpoints, leaseTtlSeconds: ttl, log });
+  }
   return new MemoryStore();
 }

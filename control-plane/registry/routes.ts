@@ -70,9 +70,9 @@ export function registryRoutes(registry: Registry, opts: RegistryRouteOptions): 
       method: 'POST',
       pattern: '/api/v1/services/{service}/instances/{id}/heartbeat',
       mutates: true,
-      handler: ({ params }) => {
+      handler: async ({ params }) => {
         const { service, id } = validName(params);
-        const result = registry.heartbeat(service, id!);
+        const result = await registry.heartbeat(service, id!);
         if (!result) throw new HttpError(404, `no registered instance ${id} of ${service}`, 'TESSERA_ERR_NOT_FOUND');
         if (result === 'not-ttl') throw new HttpError(400, `instance ${id} of ${service} has no ttl check to pass`, 'TESSERA_ERR_NOT_TTL');
         return { status: 200, json: { service, id, health: 'healthy' } };

@@ -3,6 +3,7 @@
 // mid-write leaves the previous file whole.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { HealthState } from './health.ts';
 import type { InstanceSpec } from './spec.ts';
 
 export interface StoredInstance {
@@ -12,18 +13,55 @@ export interface StoredInstance {
   registeredAt: string;
 }
 
+/** What a store tells the registry: instances appearing and going (from any
+ *  replica), health seen by other replicas, heartbeats, and a change of who checks what. */
+export interface StoreListener {
+  put(instance: StoredInstance): void;
+  delete(service: string, id: string): void;
+  health?(service: string, id: string, state: HealthState | undefined): void;
+  heartbeat?(service: string, id: string): void;
+  rebalance?(): void;
+}
+
 export interface RegistryStore {
-  load(): Promise<StoredInstance[]>;
+  /** Loads what is stored (calling listener.put for each) and keeps listening. */
+  start(listener: StoreListener): Promise<void>;
   put(instance: StoredInstance): Promise<void>;
   delete(service: string, id: string): Promise<void>;
+  /** Whether this control plane runs the checks of that instance. */
+  owns(service: string, id: string): boolean;
+  /** Shares a health result with the other replicas (local stores: nothing to do). */
+  shareHealth(service: string, id: string, state: HealthState): Promise<void>;
+  /** Passes a heartbeat to whichever replica checks the instance. */
+  heartbeat(service: string, id: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One control plane: it owns every check, and heartbeats go straight back. */
+abstract class LocalStore implements RegistryStore {
+  protected listener?: StoreListener;
+  abstract load(): Promise<StoredInstance[]>;
+  async start(listener: StoreListener): Promise<void> {
+    this.listener = listener;
+    for (const i of await this.load()) listener.put(i);
+  }
+  abstract put(instance: StoredInstance): Promise<void>;
+  abstract delete(service: string, id: string): Promise<void>;
+  owns(): boolean {
+    return true;
+  }
+  async shareHealth(): Promise<void> {}
+  async heartbeat(service: string, id: string): Promise<void> {
+    this.listener?.heartbeat?.(service, id);
+  }
+  abstract close(): Promise<void>;
 }
 
 export class StoreError extends Error {
   readonly code = 'TESSERA_ERR_STORE';
 }
 
-export class MemoryStore implements RegistryStore {
+export class MemoryStore extends LocalStore {
   async load() {
     return [];
   }
@@ -34,12 +72,14 @@ export class MemoryStore implements RegistryStore {
 
 const key = (service: string, id: string) => `${service}/${id}`;
 
-export class FileStore implements RegistryStore {
+export class FileStore extends LocalStore {
   private readonly instances = new Map<string, StoredInstance>();
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
 
-  constructor(readonly file: string) {}
+  constructor(readonly file: string) {
+    super();
+  }
 
   async load(): Promise<StoredInstance[]> {
     let text: string;
