@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fanout } from './xds-fanout.ts';
+import { churn, fanout } from './xds-fanout.ts';
+import { healthChecks } from './health-checks.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const clients = Number(process.env.BENCH_CLIENTS ?? 2000);
@@ -18,6 +19,15 @@ for (const mode of ['sotw', 'delta'] as const) {
   results[`xdsFanout_${mode}`] = await fanout(mode, clients);
   process.stderr.write(`${JSON.stringify(results[`xdsFanout_${mode}`])}\n`);
 }
+const instances = Number(process.env.BENCH_INSTANCES ?? 5000);
+process.stderr.write(`bench: health checks, ${instances} instances, HTTP every 1 s…\n`);
+results.healthChecks = await healthChecks(instances);
+process.stderr.write(`${JSON.stringify(results.healthChecks)}\n`);
+const churnClients = Number(process.env.BENCH_CHURN_CLIENTS ?? 500);
+process.stderr.write(`bench: endpoint churn, 50 changes/s, ${churnClients} delta clients…\n`);
+results.endpointChurn = await churn('delta', churnClients);
+process.stderr.write(`${JSON.stringify(results.endpointChurn)}\n`);
+
 const outDir = path.join(here, 'results');
 fs.mkdirSync(outDir, { recursive: true });
 const file = path.join(outDir, `bench-${Date.now()}.json`);

@@ -8,6 +8,8 @@ import { Reconciler } from '../control-plane/reconcile/reconciler.ts';
 import { SnapshotCache } from '../control-plane/xds/cache/cache.ts';
 import { TypeUrl } from '../control-plane/xds/resources/type-urls.ts';
 import { XdsServer } from '../control-plane/xds/server/server.ts';
+import type { XdsCallbacks } from '../control-plane/xds/server/types.ts';
+import { combineCallbacks } from '../control-plane/reconcile/proxy-tracker.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -43,6 +45,92 @@ function endpoints(services: number, perService: number, extra = 0): Endpoint[] 
 }
 
 const quantile = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+
+export interface ChurnResult {
+  mode: 'sotw' | 'delta';
+  clients: number;
+  changesPerSecond: number;
+  seconds: number;
+  pushToAckMs: { p50: number; p99: number; max: number };
+  acks: number;
+  controlPlaneCpuPercentOfOneCore: number;
+}
+
+/** Endpoint churn: `rate` registry changes a second while `clients` proxies stay
+ *  subscribed; push-to-ACK latency of every EDS push in that time. */
+export async function churn(mode: 'sotw' | 'delta', clients: number, rate = 50, seconds = 10, services = 50, perService = 5): Promise<ChurnResult> {
+  const latencies: number[] = [];
+  let measuring = false;
+  const setup = await connectClients(mode, clients, services, perService, {
+    onAck: (_s, a) => {
+      if (measuring && a.typeUrl === TypeUrl.ClusterLoadAssignment && a.latencyMs !== undefined) latencies.push(a.latencyMs);
+    },
+  });
+  try {
+    measuring = true;
+    const cpu0 = process.cpuUsage();
+    const started = performance.now();
+    for (let i = 0; i < rate * seconds; i++) {
+      setup.reconciler.setEndpoints(endpoints(services, perService, (i % 3) + 1));
+      // On a fixed schedule, so slow rebuilds show as latency, not as a lower rate.
+      const next = started + ((i + 1) * 1000) / rate;
+      await new Promise((r) => setTimeout(r, Math.max(0, next - performance.now())));
+    }
+    const changesMs = performance.now() - started;
+    await new Promise((r) => setTimeout(r, 1000));
+    const elapsedMs = performance.now() - started;
+    const cpu = process.cpuUsage(cpu0);
+    const sorted = latencies.sort((a, b) => a - b);
+    return {
+      mode,
+      clients,
+      changesPerSecond: Math.round((rate * seconds * 1000) / changesMs),
+      seconds,
+      pushToAckMs: { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted[sorted.length - 1] ?? 0 },
+      // The reconciler coalesces changes that arrive within a few milliseconds.
+      acks: sorted.length,
+      controlPlaneCpuPercentOfOneCore: Math.round(((cpu.user + cpu.system) / 1000 / elapsedMs) * 100),
+    };
+  } finally {
+    await setup.close();
+  }
+}
+
+async function connectClients(mode: 'sotw' | 'delta', clients: number, services: number, perService: number, callbacks: XdsCallbacks) {
+  const cache = new SnapshotCache();
+  const reconciler = new Reconciler(cache);
+  reconciler.setModel(model(services));
+  reconciler.setEndpoints(endpoints(services, perService));
+  const initialAcks = new Set<string>();
+  const server = new XdsServer({
+    cache,
+    group: reconciler.groupOf,
+    callbacks: combineCallbacks(callbacks, {
+      onAck: (s, a) => {
+        if (a.typeUrl === TypeUrl.ClusterLoadAssignment) initialAcks.add(s.node.id!);
+      },
+    }),
+  });
+  const port = await server.listen('127.0.0.1:0');
+  const child = fork(path.join(here, 'ads-clients.ts'), [String(clients), mode, String(port), String(services)], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  await wait('every client to ACK its initial EDS', () => initialAcks.size >= clients);
+  return {
+    reconciler,
+    close: async () => {
+      child.kill('SIGKILL');
+      reconciler.close();
+      await server.close();
+    },
+  };
+}
+
+async function wait(what: string, done: () => boolean, timeoutMs = 180_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 export async function fanout(mode: 'sotw' | 'delta', clients: number, services = 50, perService = 5): Promise<FanoutResult> {
   const cache = new SnapshotCache();

@@ -87,6 +87,8 @@ export class HealthChecker {
     private readonly check: CheckSpec & CheckTiming,
     private readonly target: { address: string; port: number },
     private readonly onTransition: (state: HealthState) => void,
+    /** How late each probe started against its schedule (for the benchmark). */
+    private readonly onProbeLag?: (lagMs: number) => void,
   ) {}
 
   start(): void {
@@ -118,13 +120,17 @@ export class HealthChecker {
     this.timer.unref();
   }
 
+  private dueAt = 0;
+
   private async run(): Promise<void> {
     if (this.stopped) return;
+    if (this.dueAt) this.onProbeLag?.(Date.now() - this.dueAt);
     const result = await probe(this.check, this.target.address, this.target.port, this.check.timeoutMs);
     if (this.stopped) return;
     this.record(result, false);
     // Up to 10% jitter, so instances registered together are not probed in lockstep.
     const delay = this.check.intervalMs * (1 + Math.random() * 0.1);
+    this.dueAt = Date.now() + delay;
     this.timer = setTimeout(() => void this.run(), delay);
     this.timer.unref();
   }
