@@ -108,8 +108,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`);
 
+  const loopback = /^(127\.|::1$|localhost$)/.test(options.address);
+  if (!options.adminToken && !loopback) {
+    log(`warning: no --admin-token-file and the admin API listens on ${options.address}: registry changes are refused until a token is configured`);
+  }
   const admin = new AdminServer({
     token: options.adminToken,
+    openMutations: loopback,
     log,
     routes: [
       ...coreRoutes({ tracker, cache, metrics, config: () => state, ready: () => state.version !== undefined || !options.configDir }),

@@ -9,6 +9,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export interface AdminServerOptions {
   routes: AdminRoute[];
   token?: string;
+  /** Without a token, mutations are only accepted when the API listens on loopback. */
+  openMutations?: boolean;
   log?: (line: string) => void;
 }
 
@@ -58,7 +60,14 @@ export class AdminServer {
 
   private authorize(req: http.IncomingMessage): void {
     const expected = this.options.token;
-    if (!expected) return;
+    if (!expected) {
+      if (this.options.openMutations) return;
+      throw new HttpError(
+        403,
+        'this admin API listens beyond loopback without a token: start the control plane with --admin-token-file to allow changes',
+        'TESSERA_ERR_NO_TOKEN_CONFIGURED',
+      );
+    }
     const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(expected);

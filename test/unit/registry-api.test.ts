@@ -5,6 +5,7 @@ import path from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
 import { startControlPlane } from '../../control-plane/main.ts';
+import { AdminServer } from '../../control-plane/admin/server.ts';
 
 async function start(t: any, extra: { adminToken?: string; store?: string } = {}) {
   const cp = await startControlPlane({ xdsPort: 0, adminPort: 0, address: '127.0.0.1', log: () => {}, ...extra });
@@ -116,4 +117,20 @@ test('a file store keeps every instance across a restart, and a torn temp file h
   const second = await start(t, { store: `file:${file}` });
   const ids = (await second.call('GET', '/api/v1/services/web')).json.instances.map((i: { id: string }) => i.id);
   t.deepEqual(ids, ['w1', 'w2', 'w3', 'w4']);
+});
+
+test('without a token, an admin API that is not loopback-only refuses changes with 403', async (t) => {
+  // The control plane sets openMutations only for a loopback address; here the
+  // server is told it is exposed, while the test still binds 127.0.0.1.
+  let called = false;
+  const server = new AdminServer({
+    openMutations: false,
+    routes: [{ method: 'PUT', pattern: '/x', mutates: true, handler: () => ((called = true), { status: 200, json: {} }) }],
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  const res = await request(`http://127.0.0.1:${port}/x`, { method: 'PUT', body: '{}' });
+  t.is(res.statusCode, 403);
+  t.regex(((await res.body.json()) as { error: string }).error, /--admin-token-file/);
+  t.false(called);
 });
