@@ -4,14 +4,28 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import type { ExecutionContext } from 'ava';
 
+/** A port for a process to listen on. Picked below the kernel's ephemeral range
+ *  (ip_local_port_range, 32768+ by default), so the outgoing connections of other
+ *  processes cannot take it between this check and the listener's bind. */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (claimed.has(port)) continue;
+    if (await canBind(port)) {
+      claimed.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port found in 20000-31999');
+}
+
+const claimed = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
