@@ -7,25 +7,32 @@ import path from 'node:path';
 import test from 'ava';
 import { translate } from '../../control-plane/translate/index.ts';
 import { goldenCases } from '../golden/cases.ts';
+import { loadConfigDir } from '../../control-plane/config/load.ts';
+import { findEnvoy } from '../../sidecar/agent/envoy.ts';
+import { repoRoot } from '../support/mesh.ts';
 import { encodeBootstrap, staticBootstrap } from '../support/static-bootstrap.ts';
 
-function onPath(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, cmd);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      return candidate;
-    } catch {
-      /* not in this dir */
-    }
-  }
-  return undefined;
-}
+const envoy = findEnvoy();
+// The example mesh, as its frontend sidecar (outbound and inbound) sees it.
+const example = loadConfigDir(path.join(repoRoot, 'examples/mesh'));
+const exampleCase = {
+  name: 'examples/mesh',
+  input: {
+    model: example.model,
+    endpoints: example.model.endpoints,
+    proxy: {
+      kind: 'sidecar' as const,
+      service: 'frontend',
+      namespace: 'default',
+      outbound: { address: '127.0.0.1', port: 15001 },
+      inbound: { address: '127.0.0.1', port: 19080, appPort: 19180, appAddress: '127.0.0.1' },
+    },
+  },
+};
 
-const envoy = onPath('envoy');
 // Proxyless inputs are checked too, as the sidecar a mesh with those services
 // would give an Envoy (the default outbound-only context).
-const cases = goldenCases().map((c) =>
+const cases = [exampleCase, ...goldenCases()].map((c) =>
   c.input.proxy.kind === 'sidecar'
     ? c
     : { ...c, name: `${c.name} (as sidecar)`, input: { ...c.input, proxy: { kind: 'sidecar' as const, namespace: 'default', outbound: { address: '127.0.0.1', port: 15001 } } } },
