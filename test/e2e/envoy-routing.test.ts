@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
 import {
   requireEnvoy,
+  serviceWithInstance,
   startBackend,
   startControlPlaneProcess,
   startEnvoy,
@@ -16,24 +17,6 @@ import {
   type EnvoyProcess,
 } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
-
-function service(name: string, targetPort: number, appProtocol = 'http') {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}}
-spec:
-  ports: [{name: http, port: 80, targetPort: ${targetPort}, appProtocol: ${appProtocol}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${name}-1
-  labels: {kubernetes.io/service-name: ${name}}
-addressType: IPv4
-ports: [{name: http, port: ${targetPort}}]
-endpoints: [{addresses: ["127.0.0.1"]}]
-`;
-}
 
 function webRoute(v1: number, v2: number) {
   return `apiVersion: gateway.networking.k8s.io/v1
@@ -96,7 +79,7 @@ async function startMesh(t: ExecutionContext, mode: 'sotw' | 'delta'): Promise<M
   const dir = tempDir(t, 'tessera-config-');
   fs.writeFileSync(
     path.join(dir, 'services.yaml'),
-    Object.entries(backends).map(([name, b]) => service(name, b.port)).join('---\n'),
+    Object.entries(backends).map(([name, b]) => serviceWithInstance(name, { port: 80, targetPort: b.port })).join('---\n'),
   );
   fs.writeFileSync(path.join(dir, 'web-route.yaml'), webRoute(80, 20));
   fs.writeFileSync(path.join(dir, 'other-routes.yaml'), otherRoutes);

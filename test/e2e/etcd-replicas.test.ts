@@ -4,31 +4,11 @@ import path from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
 import { requireEtcd, startEtcd } from '../support/etcd.ts';
-import { requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type ControlPlaneProcess, type EnvoyProcess } from '../support/mesh.ts';
+import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
+
+const CLUSTER = 'outbound|80||api.default';
 import { waitFor } from '../support/processes.ts';
 
-const config = `apiVersion: v1
-kind: Service
-metadata: {name: api}
-spec:
-  ports: [{name: http, port: 80, appProtocol: http}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api}
-spec:
-  parentRefs: [{kind: Service, name: api}]
-  rules:
-  - backendRefs: [{name: api, port: 80}]
-    retry: {attempts: 3, codes: [503]}
-`;
-
-async function hosts(envoy: EnvoyProcess): Promise<string[]> {
-  const text = await (await request(`${envoy.handle.adminUrl}/clusters`)).body.text();
-  const found = new Set<string>();
-  for (const line of text.split('\n')) if (line.startsWith('outbound|80||api.default::') && line.includes('::cx_total::')) found.add(line.split('::')[1]);
-  return [...found].sort();
-}
 
 async function connectedTo(cp: ControlPlaneProcess, nodeId: string): Promise<boolean> {
   const { proxies } = await cp.api<{ proxies: { nodeId: string }[] }>('/api/v1/proxies');
@@ -39,7 +19,7 @@ test.serial('replicas on one etcd serve the same endpoints, and a dead replica\'
   if (!requireEnvoy(t) || !requireEtcd(t)) return;
   const etcd = await startEtcd(t);
   const dir = tempDir(t);
-  fs.writeFileSync(path.join(dir, 'api.yaml'), config);
+  fs.writeFileSync(path.join(dir, 'api.yaml'), REGISTRY_API_CONFIG);
   const cpOptions = { configDir: dir, extraArgs: ['--store', `etcd://${etcd.endpoint}`] };
   process.env.TESSERA_ETCD_LEASE_TTL = '2';
   const replicas = [await startControlPlaneProcess(t, cpOptions), await startControlPlaneProcess(t, cpOptions)];
@@ -64,11 +44,11 @@ test.serial('replicas on one etcd serve the same endpoints, and a dead replica\'
     });
     t.is(res.statusCode, 201, await res.body.text());
   }
-  await waitFor('the survivor\'s Envoy to get both instances', async () => (await hosts(watcher)).length === 2, 3000, 20);
+  await waitFor('the survivor\'s Envoy to get both instances', async () => (await envoyHosts(watcher, CLUSTER)).length === 2, 3000, 20);
   const took = Date.now() - registeredAt;
   t.log(`registered on one replica, in an Envoy of the other after ${took} ms`);
   t.true(took <= 1500, `took ${took} ms`);
-  await waitFor('both Envoys to agree', async () => (await hosts(both)).length === 2);
+  await waitFor('both Envoys to agree', async () => (await envoyHosts(both, CLUSTER)).length === 2);
 
   // Kill the replica the first Envoy is on: it reconnects to the survivor; traffic flows.
   const failures: string[] = [];
@@ -94,7 +74,7 @@ test.serial('replicas on one etcd serve the same endpoints, and a dead replica\'
     const { instances } = await survivor.api<{ instances: { id: string; health: string }[] }>('/api/v1/services/api');
     return instances.find((i) => i.id === 'b')?.health === 'unhealthy';
   }, 5000, 50);
-  await waitFor('b to leave both Envoys', async () => (await hosts(both)).length === 1 && (await hosts(watcher)).length === 1, 3000);
+  await waitFor('b to leave both Envoys', async () => (await envoyHosts(both, CLUSTER)).length === 1 && (await envoyHosts(watcher, CLUSTER)).length === 1, 3000);
   loading = false;
   await load;
   t.true(served > 50, `${served} requests served`);

@@ -6,26 +6,8 @@ import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { grpcBootstrap } from '../../sidecar/bootstrap/bootstrap.ts';
 import { EchoService, startEchoServer, type EchoServer } from '../../examples/demo/echo-grpc.ts';
-import { startControlPlaneProcess, tempDir } from '../support/mesh.ts';
+import { serviceWithInstance, startControlPlaneProcess, tempDir } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
-
-function grpcService(name: string, port: number) {
-  return `apiVersion: v1
-kind: Service
-metadata: {name: ${name}}
-spec:
-  ports: [{name: grpc, port: ${port}, appProtocol: grpc}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: ${name}-1
-  labels: {kubernetes.io/service-name: ${name}}
-addressType: IPv4
-ports: [{name: grpc, port: ${port}}]
-endpoints: [{addresses: ["127.0.0.1"]}]
-`;
-}
 
 const routes = `apiVersion: gateway.networking.k8s.io/v1
 kind: GRPCRoute
@@ -61,7 +43,7 @@ test.serial('grpc-js-xds clients follow an 80/20 GRPCRoute split within ±5% and
   }
   servers.flaky.failEvery = 2;
   const dir = tempDir(t);
-  fs.writeFileSync(path.join(dir, 'services.yaml'), Object.values(servers).map((s) => grpcService(s.name, s.port)).join('---\n'));
+  fs.writeFileSync(path.join(dir, 'services.yaml'), Object.values(servers).map((s) => serviceWithInstance(s.name, { port: s.port, targetPort: s.port, appProtocol: 'grpc' })).join('---\n'));
   fs.writeFileSync(path.join(dir, 'routes.yaml'), routes);
   const cp = await startControlPlaneProcess(t, { configDir: dir });
 

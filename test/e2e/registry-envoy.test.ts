@@ -4,24 +4,9 @@ import http from 'node:http';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
-import { requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type Backend, type EnvoyProcess } from '../support/mesh.ts';
+import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type Backend } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 
-const config = `apiVersion: v1
-kind: Service
-metadata: {name: api}
-spec:
-  ports: [{name: http, port: 80, appProtocol: http}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: api}
-spec:
-  parentRefs: [{kind: Service, name: api}]
-  rules:
-  - backendRefs: [{name: api, port: 80}]
-    retry: {attempts: 3, codes: [503]}
-`;
 
 async function put(adminUrl: string, service: string, id: string, body: unknown) {
   const res = await request(`${adminUrl}/api/v1/services/${service}/instances/${id}`, { method: 'PUT', body: JSON.stringify(body) });
@@ -29,20 +14,9 @@ async function put(adminUrl: string, service: string, id: string, body: unknown)
   if (res.statusCode >= 300) throw new Error(`register ${id}: ${res.statusCode} ${text}`);
 }
 
-/** The upstream hosts Envoy has for a cluster, from its admin /clusters. */
-async function envoyHosts(envoy: EnvoyProcess, cluster: string): Promise<string[]> {
-  const res = await request(`${envoy.handle.adminUrl}/clusters`);
-  const text = await res.body.text();
-  const hosts = new Set<string>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${cluster}::`) && line.includes('::cx_total::')) hosts.add(line.split('::')[1]);
-  }
-  return [...hosts].sort();
-}
-
 function configDir(t: ExecutionContext) {
   const dir = tempDir(t);
-  fs.writeFileSync(path.join(dir, 'api.yaml'), config);
+  fs.writeFileSync(path.join(dir, 'api.yaml'), REGISTRY_API_CONFIG);
   return dir;
 }
 

@@ -187,3 +187,53 @@ export async function tally(
   await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
   return counts;
 }
+
+// ---- config documents ----
+
+/** A Service with one port and an EndpointSlice putting one instance on 127.0.0.1. */
+export function serviceWithInstance(name: string, opts: { port: number; targetPort: number; appProtocol?: 'http' | 'grpc' }): string {
+  const protocol = opts.appProtocol ?? 'http';
+  return `apiVersion: v1
+kind: Service
+metadata: {name: ${name}}
+spec:
+  ports: [{name: ${protocol}, port: ${opts.port}, targetPort: ${opts.targetPort}, appProtocol: ${protocol}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${name}-1
+  labels: {kubernetes.io/service-name: ${name}}
+addressType: IPv4
+ports: [{name: ${protocol}, port: ${opts.targetPort}}]
+endpoints: [{addresses: ["127.0.0.1"]}]
+`;
+}
+
+/** Service `api` on port 80, with no static instances, routed with retries: the
+ *  instances come from the registry. */
+export const REGISTRY_API_CONFIG = `apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec:
+  ports: [{name: http, port: 80, appProtocol: http}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: api}
+spec:
+  parentRefs: [{kind: Service, name: api}]
+  rules:
+  - backendRefs: [{name: api, port: 80}]
+    retry: {attempts: 3, codes: [503]}
+`;
+
+/** The upstream hosts (address:port) Envoy has for a cluster, from its admin /clusters. */
+export async function envoyHosts(envoy: EnvoyProcess, cluster: string): Promise<string[]> {
+  const text = await (await request(`${envoy.handle.adminUrl}/clusters`)).body.text();
+  const hosts = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${cluster}::`) && line.includes('::cx_total::')) hosts.add(line.split('::')[1]);
+  }
+  return [...hosts].sort();
+}
