@@ -2,7 +2,9 @@
 // watched. A translation that fails keeps the group's last good snapshot.
 import { EventEmitter } from 'node:events';
 import { emptyModel, serviceKey, type Endpoint, type MeshModel, type MeshService, type ProxyContext } from '../model/types.ts';
-import { translate } from '../translate/index.ts';
+import { translate, type ResourceSet } from '../translate/index.ts';
+import { references } from '../xds/resources/references.ts';
+import { TypeUrl } from '../xds/resources/type-urls.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
 import { EncodeCache, Snapshot } from '../xds/cache/snapshot.ts';
 import type { XdsNode } from '../xds/server/types.ts';
@@ -26,10 +28,14 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly contexts = new Map<string, ProxyContext>();
   private timer?: NodeJS.Timeout;
   private readonly encodings = new EncodeCache();
+  private readonly retiredAt = new Map<string, Map<string, number>>();
+  private retireTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly cache: SnapshotCache,
     private readonly debounceMs = 5,
+    /** How long a cluster removed from the config is still served. */
+    private readonly retireGraceMs = 5000,
   ) {
     super();
     cache.on('demand', (group) => this.build(group));
@@ -118,13 +124,51 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     if (!context) return;
     try {
       const resources = translate({ model: this.servedModel(this.model), endpoints: this.endpointsFor(this.model), proxy: context });
+      this.keepRetiredClusters(group, resources);
       this.cache.setSnapshot(group, Snapshot.fromResources(resources, this.encodings.encode));
     } catch (err) {
       this.emit('error', group, err as Error);
     }
   }
 
+  /** Make-before-break: a cluster that leaves the config stays served (with its
+   *  endpoints) for a grace period, so proxies first move their routes off it and
+   *  never route to a cluster they no longer have. */
+  private keepRetiredClusters(group: string, resources: ResourceSet): void {
+    const previous = this.cache.getSnapshot(group);
+    if (!previous) return;
+    const now = Date.now();
+    const clusters = (resources[TypeUrl.Cluster] ??= []);
+    const assignments = (resources[TypeUrl.ClusterLoadAssignment] ??= []);
+    const current = new Set(clusters.map((c) => c.name));
+    const retired = this.retiredAt.get(group) ?? new Map<string, number>();
+    for (const name of current) retired.delete(name);
+    const oldAssignments = previous.get(TypeUrl.ClusterLoadAssignment).resources;
+    for (const old of previous.get(TypeUrl.Cluster).resources.values()) {
+      if (current.has(old.name)) continue;
+      const since = retired.get(old.name) ?? now;
+      if (now - since >= this.retireGraceMs) {
+        retired.delete(old.name);
+        continue;
+      }
+      retired.set(old.name, since);
+      clusters.push({ name: old.name, resource: old.object });
+      const edsName = references(TypeUrl.Cluster, old.object)[0]?.name;
+      const assignment = edsName ? oldAssignments.get(edsName) : undefined;
+      if (assignment && !assignments.some((a) => a.name === assignment.name)) assignments.push({ name: assignment.name, resource: assignment.object });
+    }
+    this.retiredAt.set(group, retired);
+    if (retired.size > 0 && !this.retireTimer) {
+      this.retireTimer = setTimeout(() => {
+        this.retireTimer = undefined;
+        this.rebuildAll();
+      }, this.retireGraceMs + 50);
+      this.retireTimer.unref();
+    }
+  }
+
   close(): void {
     clearTimeout(this.timer);
+    clearTimeout(this.retireTimer);
   }
 }

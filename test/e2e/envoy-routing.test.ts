@@ -186,3 +186,45 @@ for (const mode of ['sotw', 'delta'] as const) {
     await assertNoNacks(t, mesh);
   });
 }
+
+for (const mode of ['sotw', 'delta'] as const) {
+  test.serial(`[${mode}] moving a route off a service and deleting that service in one edit fails no request`, async (t) => {
+    if (!requireEnvoy(t)) return;
+    const mesh = await startMesh(t, mode);
+    const answers: string[] = [];
+    let loading = true;
+    const load = (async () => {
+      while (loading) {
+        const res = await request(`http://127.0.0.1:${mesh.envoy.outboundPort}/`, { headers: { host: 'web' } });
+        await res.body.dump();
+        answers.push(res.statusCode === 200 ? String(res.headers['x-backend']) : `status ${res.statusCode}`);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    // One atomic change: web-v2 disappears and the route stops naming it.
+    const services = Object.entries(mesh.backends)
+      .filter(([name]) => name !== 'web-v2')
+      .map(([name, b]) => serviceWithInstance(name, { port: 80, targetPort: b.port }))
+      .join('---\n');
+    const route = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{kind: Service, name: web}]
+  rules:
+  - backendRefs: [{name: web-v1, port: 80}]
+`;
+    const tmp = path.join(mesh.dir, '.next');
+    fs.mkdirSync(tmp);
+    fs.writeFileSync(path.join(tmp, 'services.yaml.new'), services);
+    fs.writeFileSync(path.join(tmp, 'web-route.yaml.new'), route);
+    fs.renameSync(path.join(tmp, 'web-route.yaml.new'), path.join(mesh.dir, 'web-route.yaml'));
+    fs.renameSync(path.join(tmp, 'services.yaml.new'), path.join(mesh.dir, 'services.yaml'));
+    await new Promise((r) => setTimeout(r, 1500));
+    loading = false;
+    await load;
+    t.deepEqual(answers.filter((a) => a.startsWith('status')), []);
+    t.is(answers.at(-1), 'web-v1');
+    await assertNoNacks(t, mesh);
+  });
+}
