@@ -11,7 +11,7 @@ commands:
                 [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
   validate DIR
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
-            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [-o json|yaml]
+            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
   get services|proxies [--admin URL] [-o json]
   proxy-status [--admin URL]
   config-dump NODE [--admin URL]
@@ -117,6 +117,7 @@ function bootstrap(args: string[]): number {
       'inbound-port': { type: 'string' },
       'inbound-address': { type: 'string' },
       'app-port': { type: 'string' },
+      zone: { type: 'string' },
       output: { type: 'string', short: 'o' },
     },
   });
@@ -134,6 +135,7 @@ function bootstrap(args: string[]): number {
     nodeId: values['node-id'],
     xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'),
     mode,
+    zone: values.zone,
     adminPort: portOption(values['admin-port'], 'admin-port', 15000),
     outbound: { address: values['outbound-address'] ?? '127.0.0.1', port: portOption(values['outbound-port'], 'outbound-port', 15001) },
     inbound:

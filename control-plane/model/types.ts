@@ -194,5 +194,7 @@ export type ProxyContext =
       outbound: { address: string; port: number };
       /** Inbound: listen on `port` (the instance's registered port), forward to the app. */
       inbound?: { address: string; port: number; appPort: number; appAddress: string };
+      /** The proxy's own zone (node.locality.zone): instances there are preferred. */
+      zone?: string;
     }
-  | { kind: 'proxyless' };
+  | { kind: 'proxyless'; zone?: string };

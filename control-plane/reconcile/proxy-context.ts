@@ -13,7 +13,8 @@ export class NodeMetadataError extends Error {
 export function proxyContextOf(node: XdsNode): ProxyContext {
   const meta = structToJson(node.metadata).tessera as Record<string, any> | undefined;
   const mode = meta?.mode ?? (node.user_agent_name === 'envoy' ? 'sidecar' : 'proxyless');
-  if (mode === 'proxyless') return { kind: 'proxyless' };
+  const zone = node.locality?.zone || undefined;
+  if (mode === 'proxyless') return zone ? { kind: 'proxyless', zone } : { kind: 'proxyless' };
   if (mode !== 'sidecar') throw new NodeMetadataError(`metadata.tessera.mode must be sidecar or proxyless, not ${mode}`);
   const service = meta?.service ?? (node.cluster || undefined);
   const context: ProxyContext = {
@@ -25,6 +26,7 @@ export function proxyContextOf(node: XdsNode): ProxyContext {
       port: port(meta?.outbound?.port ?? DEFAULT_OUTBOUND.port, 'outbound.port'),
     },
   };
+  if (zone) context.zone = zone;
   if (meta?.inbound) {
     context.inbound = {
       address: meta.inbound.address ?? '0.0.0.0',

@@ -10,7 +10,7 @@ export function loadAssignments(ctx: TranslateContext): NamedResource[] {
   return ctx.services.flatMap((service) =>
     service.ports.map((port) => {
       const name = outboundClusterName(service.name, service.namespace, port.port);
-      return { name, resource: loadAssignment(name, portInstances(ctx, service, port)) };
+      return { name, resource: loadAssignment(name, portInstances(ctx, service, port), ctx.proxy.zone) };
     }),
   );
 }
@@ -30,23 +30,33 @@ const HEALTH_STATUS: Record<Health, string> = { healthy: 'HEALTHY', unhealthy: '
  *  traffic on the next push; an instance whose check has not passed yet (unknown,
  *  e.g. a TTL instance before its first heartbeat) gets none either, as in Consul.
  *  Localities are sorted by zone, endpoints by address, for stable hashes. */
-export function loadAssignment(clusterName: string, instances: Endpoint[]): Proto {
+export function loadAssignment(clusterName: string, instances: Endpoint[], localZone?: string): Proto {
   const serving = dedupe(instances.filter((e) => e.health === 'healthy'));
   const byZone = new Map<string, Endpoint[]>();
   for (const e of serving) byZone.set(e.zone ?? '', [...(byZone.get(e.zone ?? '') ?? []), e]);
   const zones = [...byZone.keys()].sort(compare);
   return {
     cluster_name: clusterName,
-    endpoints: zones.map((zone) => localityEndpoints(zone, byZone.get(zone)!)),
+    endpoints: zones.map((zone) => localityEndpoints(zone, byZone.get(zone)!, priority(zone, localZone, byZone))),
   };
+}
+
+/** Zone failover: a proxy that knows its zone gets the instances there at priority 0
+ *  and the rest at priority 1, used when the local ones fail (they leave EDS when
+ *  unhealthy). Without local instances every locality is priority 0, as Envoy wants
+ *  priorities to start at 0 with no gaps. */
+function priority(zone: string, localZone: string | undefined, byZone: Map<string, Endpoint[]>): number {
+  if (!localZone || !byZone.has(localZone)) return 0;
+  return zone === localZone ? 0 : 1;
 }
 
 /** grpc-js-xds ignores a locality without load_balancing_weight; equal weights
  *  keep Envoy's behaviour the same as without locality weighting. */
-function localityEndpoints(zone: string, instances: Endpoint[]): Proto {
+function localityEndpoints(zone: string, instances: Endpoint[], priority: number): Proto {
   return {
     locality: zone ? { zone } : {},
     load_balancing_weight: wrap(1),
+    ...(priority > 0 ? { priority } : {}),
     lb_endpoints: instances.map((e) => ({
       endpoint: { address: socketAddress(e.address, e.port) },
       health_status: HEALTH_STATUS[e.health],

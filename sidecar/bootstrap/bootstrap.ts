@@ -10,6 +10,8 @@ export interface BootstrapOptions {
   mode: 'sotw' | 'delta';
   adminPort: number;
   adminAddress?: string;
+  /** The zone this proxy runs in: instances in the same zone are preferred. */
+  zone?: string;
   outbound: { address: string; port: number };
   inbound?: { address: string; port: number; appPort: number; appAddress: string };
 }
@@ -33,7 +35,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
   }
   const ads = { ads: {}, resource_api_version: 'V3' };
   return {
-    node: { id: o.nodeId, cluster: o.service ?? 'outbound-only', metadata: { tessera } },
+    node: { id: o.nodeId, cluster: o.service ?? 'outbound-only', metadata: { tessera }, ...(o.zone ? { locality: { zone: o.zone } } : {}) },
     dynamic_resources: {
       ads_config: {
         api_type: o.mode === 'delta' ? 'DELTA_GRPC' : 'GRPC',

@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
-import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type Backend } from '../support/mesh.ts';
+import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir, type Backend } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 
 
@@ -146,4 +146,26 @@ test.serial('restarting the control plane on a file store keeps every instance, 
   t.true(servedWhileDown > 0, 'traffic flowed while the control plane was down');
   t.deepEqual(failures, []);
   t.deepEqual(await envoyHosts(envoy, 'outbound|80||api.default'), backends.map((b) => `127.0.0.1:${b.port}`).sort());
+});
+
+test.serial('a sidecar prefers instances in its own zone and fails over to another zone when they fail', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const cp = await startControlPlaneProcess(t, { configDir: configDir(t) });
+  const near = await restartable(t, 'near');
+  const far = await startBackend(t, 'far');
+  const check = { http: '/', interval: '200ms', timeout: '200ms', unhealthyThreshold: 1 };
+  await put(cp.adminUrl, 'api', 'near', { address: '127.0.0.1', port: near.port, zone: 'zone-a', check });
+  await put(cp.adminUrl, 'api', 'far', { address: '127.0.0.1', port: far.port, zone: 'zone-b', check });
+  const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'delta', zone: 'zone-a' });
+  await waitFor('both zones in Envoy', async () => (await envoyHosts(envoy, 'outbound|80||api.default')).length === 2);
+
+  const counts = await tally(envoy.outboundPort, 'api', 200);
+  t.deepEqual(counts, { near: 200 }, 'all traffic stays in the proxy\'s zone');
+
+  await near.down();
+  await waitFor('the local instance to leave', async () => (await envoyHosts(envoy, 'outbound|80||api.default')).length === 1, 3000);
+  t.deepEqual(await tally(envoy.outboundPort, 'api', 100), { far: 100 }, 'failed over to the other zone');
+  await near.up();
+  await waitFor('traffic back home', async () => (await tally(envoy.outboundPort, 'api', 20)).near === 20, 5000, 100);
+  t.pass();
 });

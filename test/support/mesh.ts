@@ -129,6 +129,7 @@ export async function startEnvoy(
     service?: string;
     nodeId?: string;
     inbound?: { port: number; appPort: number };
+    zone?: string;
   },
 ): Promise<EnvoyProcess> {
   const adminPort = await freePort();
@@ -140,6 +141,7 @@ export async function startEnvoy(
     xds: opts.xdsPorts.map((port) => ({ host: '127.0.0.1', port })),
     mode: opts.mode,
     adminPort,
+    zone: opts.zone,
     outbound: { address: '127.0.0.1', port: outboundPort },
     inbound: opts.inbound && { address: '127.0.0.1', port: opts.inbound.port, appPort: opts.inbound.appPort, appAddress: '127.0.0.1' },
   });

@@ -288,3 +288,19 @@ test('the inbound cluster speaks HTTP/2 to a gRPC application', (t) => {
   t.truthy(cluster.typed_extension_protocol_options);
   t.is(find(set, TypeUrl.Listener, 'inbound_9000').address.socket_address.port_value, 9000);
 });
+
+test('a proxy that knows its zone gets its zone at priority 0 and the others at 1, unless its zone has no instance', (t) => {
+  const endpoints = [
+    { id: 'a', service: 'web', address: '10.0.0.1', port: 80, zone: 'z1', health: 'healthy' },
+    { id: 'b', service: 'web', address: '10.0.0.2', port: 80, zone: 'z2', health: 'healthy' },
+  ];
+  const priorities = (zone: string | undefined, eps: Obj[]) => {
+    const set = translate(input({ model: { services: [{ name: 'web', ports: [{ port: 80 }] }] }, endpoints: eps, proxy: { ...sidecar, zone } }));
+    const cla = find(set, TypeUrl.ClusterLoadAssignment, outboundClusterName('web', 'default', 80));
+    return (cla.endpoints as Obj[]).map((l) => [l.locality.zone, l.priority ?? 0]);
+  };
+  t.deepEqual(priorities('z2', endpoints), [['z1', 1], ['z2', 0]]);
+  t.deepEqual(priorities(undefined, endpoints), [['z1', 0], ['z2', 0]]);
+  t.deepEqual(priorities('z3', endpoints), [['z1', 0], ['z2', 0]], 'no gap: nothing local, everything at 0');
+  t.deepEqual(priorities('z2', [endpoints[0], { ...endpoints[1], health: 'unhealthy' }]), [['z1', 0]], 'the local zone failed: the rest move up');
+});
