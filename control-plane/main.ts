@@ -57,9 +57,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   const apply = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
     let errors = result.errors;
-    if (errors.length === 0) {
+    const version = hash(JSON.stringify(result.model));
+    if (errors.length === 0 && version !== state.version) {
+      // Validated and translated once: applyModel publishes only if every proxy
+      // group's snapshot could be built.
       try {
-        reconciler.check(result.model);
+        reconciler.applyModel(result.model);
       } catch (err) {
         errors = [{ file: options.configDir ?? '', line: 0, message: `config cannot be served: ${(err as Error).message}` }];
       }
@@ -72,12 +75,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       for (const e of errors) log(`  ${e.file}:${e.line}${e.column ? `:${e.column}` : ''}: ${e.message}`);
       return;
     }
-    const version = hash(JSON.stringify(result.model));
-    if (version === state.version) return;
+    if (version === state.version) {
+      // A good change back to the served config clears the errors of a rejected one.
+      state = { ...state, errors: [] };
+      metrics.configErrors.set(0);
+      return;
+    }
     state = { version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] };
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
-    reconciler.setModel(result.model);
     log(
       `config ${version} applied: ${result.model.services.length} services, ${result.model.routes.length} routes, ` +
         `${result.model.policies.length} policies from ${result.files.length} files`,

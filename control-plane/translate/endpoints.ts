@@ -7,12 +7,14 @@ import type { NamedResource } from './index.ts';
 import { outboundClusterName } from './names.ts';
 
 export function loadAssignments(ctx: TranslateContext): NamedResource[] {
-  return ctx.services.flatMap((service) =>
-    service.ports.map((port) => {
-      const name = outboundClusterName(service.name, service.namespace, port.port);
-      return { name, resource: loadAssignment(name, portInstances(ctx, service, port), ctx.proxy.zone) };
-    }),
-  );
+  return ctx.services.flatMap((service) => serviceLoadAssignments(ctx, service));
+}
+
+export function serviceLoadAssignments(ctx: TranslateContext, service: MeshService): NamedResource[] {
+  return service.ports.map((port) => {
+    const name = outboundClusterName(service.name, service.namespace, port.port);
+    return { name, resource: loadAssignment(name, portInstances(ctx, service, port), ctx.proxy.zone) };
+  });
 }
 
 /** The instances behind one service port: those on its targetPort, or every
