@@ -130,10 +130,13 @@ export async function startEnvoy(
     nodeId?: string;
     inbound?: { port: number; appPort: number };
     zone?: string;
+    /** To restart an Envoy as the same proxy (same ports, same group). */
+    adminPort?: number;
+    outboundPort?: number;
   },
 ): Promise<EnvoyProcess> {
-  const adminPort = await freePort();
-  const outboundPort = await freePort();
+  const adminPort = opts.adminPort ?? (await freePort());
+  const outboundPort = opts.outboundPort ?? (await freePort());
   const nodeId = opts.nodeId ?? `${opts.service ?? 'client'}-${process.pid}-${++envoyCount}`;
   const bootstrap = envoyBootstrap({
     nodeId,
