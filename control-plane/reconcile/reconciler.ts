@@ -317,8 +317,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     return previous && previous.version === ts.version ? previous : ts;
   }
 
-  private cached(typeUrl: string, name: string, resource: Record<string, unknown>): CachedResource {
-    return { name, ...this.encodings.encode(typeUrl, resource), object: resource };
+  private cached(typeUrl: string, name: string, resource: object): CachedResource {
+    return { name, ...this.encodings.encode(typeUrl, resource), object: resource as Record<string, unknown> };
   }
 
   /** Make-before-break: clusters (and their endpoints) that leave the config stay
@@ -384,7 +384,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       if (!key.startsWith(`${TypeUrl.ClusterLoadAssignment}|`)) continue;
       const context = this.typeContexts.get(key)!;
       const updates = changedServices.flatMap((service) =>
-        translateServiceEndpoints(view, context, service).map((r) => ({ name: r.name, ...encodeResource(TypeUrl.ClusterLoadAssignment, r.resource), object: r.resource })),
+        translateServiceEndpoints(view, context, service).map((r) => ({
+          name: r.name,
+          ...encodeResource(TypeUrl.ClusterLoadAssignment, r.resource),
+          object: r.resource as Record<string, unknown>,
+        })),
       );
       const next = ts.update(updates);
       if (next !== ts) {

@@ -18,7 +18,8 @@ export { meshView, type MeshView } from './context.ts';
 /** One Envoy resource in protobufjs object form (see xds/resources/codec.ts). */
 export interface NamedResource {
   name: string;
-  resource: Record<string, unknown>;
+  /** An Envoy message in the codec's object form (typed by translate/envoy-types.ts). */
+  resource: object;
 }
 
 export type ResourceSet = Partial<Record<ResourceTypeUrl, NamedResource[]>>;

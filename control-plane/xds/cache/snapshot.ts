@@ -17,11 +17,11 @@ export interface CachedResource {
   object: Record<string, unknown>;
 }
 
-export type ResourceInput = Partial<Record<ResourceTypeUrl, { name: string; resource: Record<string, unknown> }[]>>;
+export type ResourceInput = Partial<Record<ResourceTypeUrl, { name: string; resource: object }[]>>;
 
-export type ResourceEncoder = (typeUrl: string, resource: Record<string, unknown>) => { any: EncodedAny; version: string };
+export type ResourceEncoder = (typeUrl: string, resource: object) => { any: EncodedAny; version: string };
 
-export function encodeResource(typeUrl: string, resource: Record<string, unknown>): { any: EncodedAny; version: string } {
+export function encodeResource(typeUrl: string, resource: object): { any: EncodedAny; version: string } {
   const any = encodeAny(typeUrl, resource);
   return { any, version: hash(any.value) };
 }
@@ -180,7 +180,7 @@ export class Snapshot {
   static fromResources(input: ResourceInput, encoder: ResourceEncoder = encodeResource): Snapshot {
     const types = new Map<string, TypeSnapshot>();
     for (const typeUrl of ADS_ORDER) {
-      const resources = (input[typeUrl] ?? []).map(({ name, resource }) => ({ name, ...encoder(typeUrl, resource), object: resource }));
+      const resources = (input[typeUrl] ?? []).map(({ name, resource }) => ({ name, ...encoder(typeUrl, resource), object: resource as Record<string, unknown> }));
       types.set(typeUrl, TypeSnapshot.of(typeUrl, resources));
     }
     return Snapshot.compose(types);
