@@ -161,8 +161,8 @@ export async function fanout(mode: 'sotw' | 'delta', clients: number, services =
   const ackedAt = new Map<string, number>();
   let bytes = 0;
   let pushes = 0;
-  let initialAcks = new Set<string>();
-  let changeVersion = new Map<string, string>();
+  const initialAcks = new Set<string>();
+  const changeVersion = new Map<string, string>();
   const server = new XdsServer({
     cache,
     group: reconciler.groupOf,

@@ -97,7 +97,10 @@ export function combineCallbacks(...sets: XdsCallbacks[]): XdsCallbacks {
   const out: XdsCallbacks = {};
   for (const key of keys) {
     const fns = sets.map((s) => s[key]).filter(Boolean) as ((...a: unknown[]) => void)[];
-    if (fns.length) (out as any)[key] = (...args: unknown[]) => fns.forEach((f) => f(...args));
+    if (fns.length === 0) continue;
+    (out as Record<string, (...a: unknown[]) => void>)[key] = (...args: unknown[]) => {
+      for (const f of fns) f(...args);
+    };
   }
   return out;
 }

@@ -20,7 +20,7 @@ export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource
     // Envoy NACKs a route table in which two virtual hosts share a domain, so a
     // domain already claimed (first by namespace/name order) is not offered again.
     const domains = sidecarDomains(ctx, service, port).filter((d) => !claimed.has(d));
-    domains.forEach((d) => claimed.add(d));
+    for (const d of domains) claimed.add(d);
     if (domains.length === 0) return [];
     return [{ name: virtualHostName(service.name, service.namespace, port.port), domains, routes: routesFor(ctx, service, port) }];
   });

@@ -32,8 +32,9 @@ export class XdsServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
     });
-    const definition = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-    const service = ADS_SERVICE.split('.').reduce((o, k) => o[k], definition).service as grpc.ServiceDefinition;
+    const definition = grpc.loadPackageDefinition(grpcPackageDefinition());
+    const ads = ADS_SERVICE.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], definition);
+    const service = (ads as grpc.ServiceClientConstructor).service;
     this.grpc.addService(passEncodedResponses(service), {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, EncodedResponse>) =>
         this.serve(call, new SotwStream(transportOf(call), this.deps())),
