@@ -8,6 +8,7 @@ import { loadConfigDir } from './config/load.ts';
 import { watchConfigDir } from './config/watch.ts';
 import type { MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
+import { ChangeLog } from './reconcile/changes.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
 import { SnapshotCache } from './xds/cache/cache.ts';
 import { hash } from './xds/cache/snapshot.ts';
@@ -46,6 +47,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const log = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
   const cache = new SnapshotCache();
   const reconciler = new Reconciler(cache);
+  const changes = new ChangeLog(reconciler);
   const tracker = new ProxyTracker();
   const metrics = new Metrics();
   let state: ConfigState = { files: [], errors: [] };
@@ -62,7 +64,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // Validated and translated once: applyModel publishes only if every proxy
       // group's snapshot could be built.
       try {
-        reconciler.applyModel(result.model);
+        reconciler.applyModel(result.model, { configVersion: version, files: result.files });
       } catch (err) {
         errors = [{ file: options.configDir ?? '', line: 0, message: `config cannot be served: ${(err as Error).message}` }];
       }
@@ -110,7 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const xds = new XdsServer({
     cache,
     group: reconciler.groupOf,
-    callbacks: combineCallbacks(tracker.callbacks, metrics.callbacks, logging),
+    callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
   });
   const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`);
 
@@ -123,7 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     openMutations: loopback,
     log,
     routes: [
-      ...coreRoutes({ tracker, cache, metrics, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+      ...coreRoutes({ tracker, cache, metrics, changes, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
       ...registryRoutes(registry, {
         fileEndpoints: () => state.model?.endpoints ?? [],
         declaredServices: () => state.model?.services.map((s) => s.name) ?? [],

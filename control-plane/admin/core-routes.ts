@@ -1,6 +1,7 @@
 // Admin endpoints about the control plane itself: proxies, config, metrics, health.
 import type { MeshModel } from '../model/types.ts';
 import type { ProxyTracker } from '../reconcile/proxy-tracker.ts';
+import { countsOf, proxyStatus, type Change, type ChangeLog } from '../reconcile/changes.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
 import { ADS_ORDER, SHORT_NAME } from '../xds/resources/type-urls.ts';
 import type { Metrics } from './metrics.ts';
@@ -25,6 +26,7 @@ export interface CoreRouteDeps {
   tracker: ProxyTracker;
   cache: SnapshotCache;
   metrics: Metrics;
+  changes: ChangeLog;
   config: () => ConfigState;
   ready: () => boolean;
 }
@@ -45,6 +47,23 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
         text: await deps.metrics.registry.metrics(),
         contentType: deps.metrics.registry.contentType,
       }),
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/changes',
+      handler: () => ({ status: 200, json: { changes: deps.changes.list().map(changeSummary) } }),
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/changes/{version}',
+      handler: ({ params }) => {
+        const change = params.version === 'latest' ? deps.changes.latest() : deps.changes.get(params.version);
+        if (!change) throw new HttpError(404, `no change ${JSON.stringify(params.version)} is remembered (see GET /api/v1/changes)`, 'TESSERA_ERR_NOT_FOUND');
+        return {
+          status: 200,
+          json: { ...changeSummary(change), proxies: change.proxies.map((p) => ({ ...p, status: proxyStatus(p) })) },
+        };
+      },
     },
     { method: 'GET', pattern: '/api/v1/proxies', handler: () => ({ status: 200, json: { proxies: deps.tracker.list() } }) },
     {
@@ -80,6 +99,10 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
       },
     },
   ];
+}
+
+function changeSummary(c: Change) {
+  return { version: c.version, kind: c.kind, appliedAt: c.appliedAt, services: c.services, note: c.note, ...countsOf(c) };
 }
 
 function describeModel(model: MeshModel) {

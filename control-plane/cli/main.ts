@@ -14,6 +14,7 @@ commands:
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
   get services|proxies [--admin URL] [-o json]
   proxy-status [--admin URL]
+  status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
 `;
 
@@ -47,6 +48,10 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     }
     case 'bootstrap':
       return bootstrap(args);
+    case 'status': {
+      const { statusCommand } = await import('./status.ts');
+      return statusCommand(args);
+    }
     case 'get':
     case 'proxy-status':
     case 'config-dump': {

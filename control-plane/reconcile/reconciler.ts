@@ -30,17 +30,25 @@ import type { XdsNode } from '../xds/server/types.ts';
 import { groupKey, proxyContextOf } from './proxy-context.ts';
 
 export interface ReconcilerEvents {
-  /** Snapshots were rebuilt: how many groups, how long it took, and what changed. */
-  rebuilt: [groups: number, ms: number, change: ChangeSummary];
+  /** A change is about to be published to the groups; every push that streams make
+   *  until 'published' is caused by it (publication is synchronous). */
+  publishing: [change: ChangeSummary];
+  /** Snapshots were rebuilt and published: how many groups, how long it took. */
+  published: [change: ChangeSummary, groups: number, ms: number];
   error: [group: string, error: Error];
 }
 
 /** What one applied change altered, for logs, metrics and the changes feed. */
 export interface ChangeSummary {
   generation: number;
-  kind: 'config' | 'endpoints';
+  /** config: a config change; registration: a registry change that adds or removes a
+   *  service; endpoints: instances or health of existing services; retirement: clusters
+   *  kept after leaving the config are dropped. */
+  kind: 'config' | 'registration' | 'endpoints' | 'retirement';
   /** Services whose endpoints changed (kind endpoints). */
   services: string[];
+  /** What the caller said about the change (e.g. the config version and files). */
+  note?: Record<string, unknown>;
 }
 
 export interface ReconcilerOptions {
@@ -144,11 +152,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /** Translates `model` for every group and a few probe contexts, and publishes the
    *  result only if every one of them could be built: a config that cannot be served
    *  throws and changes nothing. */
-  applyModel(model: MeshModel): void {
+  applyModel(model: MeshModel, note?: Record<string, unknown>): void {
     const previous = this.config;
     this.config = model;
     try {
-      this.rebuild({ strict: true });
+      this.rebuild({ strict: true, kind: 'config', note });
     } catch (err) {
       this.config = previous;
       throw err;
@@ -197,14 +205,14 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     const impliedChanged = [...services].some(
       (key) => !this.declared.has(key) && this.view.byKey.get(key)?.ports[0]?.targetPort !== this.registry.get(key)?.endpoints[0]?.port,
     );
-    if (model || impliedChanged) this.rebuild({ strict: false });
+    if (model || impliedChanged) this.rebuild({ strict: false, kind: 'registration', services: [...services] });
     else this.updateEndpoints(services);
   }
 
   /** Rebuilds every group from scratch (config change, retirement expiry). */
-  rebuildAll(): void {
+  rebuildAll(kind: ChangeSummary['kind'] = 'config'): void {
     this.flush();
-    this.rebuild({ strict: false });
+    this.rebuild({ strict: false, kind });
   }
 
   private schedule(): void {
@@ -241,7 +249,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
 
   // ---- full rebuild (config changes) ----
 
-  private rebuild({ strict }: { strict: boolean }): void {
+  private rebuild({ strict, kind, services = [], note }: { strict: boolean; kind: ChangeSummary['kind']; services?: string[]; note?: Record<string, unknown> }): void {
     const started = performance.now();
     this.pending = { model: false, services: new Set() };
     clearTimeout(this.timer);
@@ -269,9 +277,11 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     this.typeContexts = typeContexts;
     this.commitRetired(retired);
     this.generation++;
+    const change: ChangeSummary = { generation: this.generation, kind, services, ...(note ? { note } : {}) };
+    this.emit('publishing', change);
     for (const [key, snapshot] of built) this.publish(key, snapshot);
     this.encodings.nextGeneration();
-    this.emit('rebuilt', built.size, performance.now() - started, { generation: this.generation, kind: 'config', services: [] });
+    this.emit('published', change, built.size, performance.now() - started);
   }
 
   /** One group's snapshot from shared type snapshots; groups that choose the same
@@ -360,7 +370,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     clearTimeout(this.retireTimer);
     this.retireTimer = undefined;
     if (soonest < Infinity) {
-      this.retireTimer = setTimeout(() => this.rebuildAll(), Math.max(0, soonest - Date.now()) + 20);
+      this.retireTimer = setTimeout(() => this.rebuildAll('retirement'), Math.max(0, soonest - Date.now()) + 20);
       this.retireTimer.unref();
     }
   }
@@ -398,6 +408,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
     this.view = view;
     this.generation++;
+    const change: ChangeSummary = { generation: this.generation, kind: 'endpoints', services: changedServices.map((s) => serviceKey(s.name, s.namespace)) };
+    this.emit('publishing', change);
     const successors = new Map<Snapshot, Snapshot>();
     let groups = 0;
     for (const [key, group] of this.groups) {
@@ -414,11 +426,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       if (next !== current) groups++;
       this.publish(key, next);
     }
-    this.emit('rebuilt', groups, performance.now() - started, {
-      generation: this.generation,
-      kind: 'endpoints',
-      services: changedServices.map((s) => serviceKey(s.name, s.namespace)),
-    });
+    this.emit('published', change, groups, performance.now() - started);
   }
 
   // ---- groups ----

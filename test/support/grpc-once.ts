@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as xds from '@grpc/grpc-js-xds';
 import { EchoService } from '../../examples/demo/echo-grpc.ts';
 
+// HOLD=1 keeps the channel (and so the xDS stream) open after the calls, until killed.
 const [target, countArg, readyMsArg] = process.argv.slice(2);
 xds.register();
 const client = new EchoService(`xds:///${target}`, grpc.credentials.createInsecure());
@@ -26,6 +27,7 @@ client.waitForReady(Date.now() + readyMs, async (err) => {
     }
   }
   process.stdout.write(`${JSON.stringify({ counts, errors })}\n`);
+  if (process.env.HOLD === '1') return;
   client.close();
   process.exit(0);
 });
