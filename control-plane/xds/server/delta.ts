@@ -68,6 +68,18 @@ export class DeltaStream extends XdsStream {
     this.respond(typeUrl, false);
   }
 
+  /** What the client holds: each name at the version it was sent, with the resource
+   *  when the snapshot still has that version. */
+  protected heldResources(typeUrl: string) {
+    const sub = this.subscriptions.get(typeUrl);
+    if (!sub) return undefined;
+    const all = this.snapshot?.get(typeUrl).resources;
+    return [...sub.held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, version]) => {
+      const r = all?.get(name);
+      return { name, version, resource: r?.version === version ? r : undefined };
+    });
+  }
+
   protected deliver(typeUrl: string): void {
     const sub = this.subscriptions.get(typeUrl);
     if (!sub || !this.snapshot) return;
@@ -97,7 +109,7 @@ export class DeltaStream extends XdsStream {
     const version = ts.select(sub.key, sub.wildcard, sub.names).version;
     const resourceNames = changed.map((r) => r.name);
     const nonce = this.nonces.next({ version, sentAt: Date.now(), resourceNames });
-    this.send(deltaResponse(version, typeUrl, changed, removed, nonce));
+    this.send(deltaResponse(version, typeUrl, changed, removed, nonce), typeUrl, nonce, version);
     this.deps.callbacks.onPush?.(this.info!, {
       typeUrl,
       version,

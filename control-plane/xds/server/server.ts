@@ -3,9 +3,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../../../protos/loader.ts';
 import type { ResourceCache } from '../cache/cache.ts';
+import { addCsdsService } from './csds.ts';
 import { DeltaStream } from './delta.ts';
 import { SotwStream } from './sotw.ts';
-import type { StreamTransport, XdsStream } from './stream.ts';
+import type { StreamStatus, StreamTransport, XdsStream } from './stream.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeGrouper, XdsCallbacks } from './types.ts';
 import { EncodedResponse } from './wire.ts';
 
@@ -41,6 +42,7 @@ export class XdsServer {
       DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, EncodedResponse>) =>
         this.serve(call, new DeltaStream(transportOf(call), this.deps())),
     });
+    addCsdsService(this.grpc, () => this.statuses());
   }
 
   private deps() {
@@ -84,6 +86,11 @@ export class XdsServer {
         err ? reject(err) : resolve(port),
       );
     });
+  }
+
+  /** Every stream that has said who it is, with what it was sent (CSDS). */
+  statuses(): StreamStatus[] {
+    return [...this.streams].map((s) => s.status()).filter((s): s is StreamStatus => s !== undefined);
   }
 
   get streamCount(): number {

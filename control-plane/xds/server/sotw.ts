@@ -54,6 +54,10 @@ export class SotwStream extends XdsStream {
     this.respond(typeUrl, changed && !resumed && !request.error_detail);
   }
 
+  protected heldResources(typeUrl: string) {
+    return sotwHeld(this.subscriptions.get(typeUrl));
+  }
+
   protected deliver(typeUrl: string, force: boolean): void {
     const sub = this.subscriptions.get(typeUrl);
     if (!sub || !this.snapshot) return;
@@ -68,9 +72,16 @@ export class SotwStream extends XdsStream {
     const nonce = this.nonces.next({ version: selection.version, sentAt: Date.now(), resourceNames: names });
     sub.sentVersion = selection.version;
     sub.latestNonce = nonce;
-    this.send(withNonce(body, nonce));
+    this.send(withNonce(body, nonce), typeUrl, nonce, selection.version);
     this.deps.callbacks.onPush?.(this.info!, { typeUrl, version: selection.version, nonce, resourceNames: names, removedNames: [], bytes });
   }
+}
+
+/** The resources the client was last sent (SotW: all of them every time). */
+export function sotwHeld(sub: { seen?: TypeSnapshot; key: string; wildcard: boolean; names: Set<string> } | undefined) {
+  if (!sub) return undefined;
+  if (!sub.seen) return [];
+  return sub.seen.select(sub.key, sub.wildcard, sub.names).resources.map((r) => ({ name: r.name, version: r.version, resource: r }));
 }
 
 /** The response body of a selection, encoded once for every stream that gets it. */

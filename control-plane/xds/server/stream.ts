@@ -1,7 +1,7 @@
 // What SotW and delta streams share: learning the node from the first request,
 // joining its proxy group's snapshot watch, flow control, and reporting to callbacks.
 import type { ResourceCache } from '../cache/cache.ts';
-import type { Snapshot } from '../cache/snapshot.ts';
+import type { CachedResource, Snapshot } from '../cache/snapshot.ts';
 import { ADS_ORDER } from '../resources/type-urls.ts';
 import { NonceLog } from './nonces.ts';
 import type { NodeGrouper, RpcStatus, StreamInfo, XdsCallbacks, XdsNode, XdsProtocol } from './types.ts';
@@ -30,6 +30,23 @@ const GRPC_RESOURCE_EXHAUSTED = 8;
 
 let nextStreamId = 0;
 
+/** What a stream last sent of one type and how the client answered, for CSDS. */
+export interface TypeStatus {
+  typeUrl: string;
+  /** What the client holds or was last sent, as far as the server knows. */
+  resources: { name: string; version: string; resource?: CachedResource }[];
+  version?: string;
+  nonce?: string;
+  sentAt?: Date;
+  answer: 'none' | 'pending' | 'acked' | 'nacked';
+  error?: string;
+}
+
+export interface StreamStatus {
+  info: StreamInfo;
+  types: TypeStatus[];
+}
+
 export abstract class XdsStream {
   protected info?: StreamInfo;
   protected snapshot?: Snapshot;
@@ -41,6 +58,8 @@ export abstract class XdsStream {
   private stuckTimer?: NodeJS.Timeout;
   /** Types owed a response once the client reads again (true: even if unchanged). */
   private readonly owed = new Map<string, boolean>();
+  /** The latest push per type and the client's answer to it. */
+  private readonly latest = new Map<string, { nonce: string; version: string; sentAt: Date; answer: TypeStatus['answer']; error?: string }>();
 
   constructor(
     protected readonly transport: StreamTransport,
@@ -97,8 +116,9 @@ export abstract class XdsStream {
 
   protected abstract deliver(typeUrl: string, force: boolean): void;
 
-  protected send(message: EncodedResponse): void {
+  protected send(message: EncodedResponse, typeUrl: string, nonce: string, version: string): void {
     if (this.closed) return;
+    this.latest.set(typeUrl, { nonce, version, sentAt: new Date(), answer: 'pending' });
     if (!this.transport.write(message) && !this.blocked) {
       this.blocked = true;
       const timeout = this.deps.stuckTimeoutMs ?? DEFAULT_STUCK_TIMEOUT_MS;
@@ -126,9 +146,39 @@ export abstract class XdsStream {
     if (!nonce || !this.info) return;
     const sent = this.nonces.get(nonce);
     const answer = { typeUrl, nonce, version: sent?.version ?? '', latencyMs: sent ? Date.now() - sent.sentAt : undefined };
+    const latest = this.latest.get(typeUrl);
+    if (latest?.nonce === nonce) {
+      latest.answer = error ? 'nacked' : 'acked';
+      latest.error = error?.message;
+    }
     if (error) this.deps.callbacks.onNack?.(this.info, { ...answer, error });
     else this.deps.callbacks.onAck?.(this.info, answer);
   }
+
+  /** The stream as CSDS reports it. */
+  status(): StreamStatus | undefined {
+    if (!this.info) return undefined;
+    const types: TypeStatus[] = [];
+    for (const typeUrl of ADS_ORDER) {
+      const resources = this.heldResources(typeUrl);
+      const latest = this.latest.get(typeUrl);
+      if (!resources && !latest) continue;
+      types.push({
+        typeUrl,
+        resources: resources ?? [],
+        version: latest?.version,
+        nonce: latest?.nonce,
+        sentAt: latest?.sentAt,
+        answer: latest?.answer ?? 'none',
+        error: latest?.error,
+      });
+    }
+    return { info: this.info, types };
+  }
+
+  /** The resources of a type the client holds or was last sent; undefined when it
+   *  has not subscribed to the type. */
+  protected abstract heldResources(typeUrl: string): TypeStatus['resources'] | undefined;
 
   protected fail(code: number, message: string): void {
     this.deps.callbacks.onProtocolError?.(this.info, message);
