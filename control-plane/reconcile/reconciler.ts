@@ -64,6 +64,12 @@ export interface ReconcilerOptions {
 
 const declaredKeys = new WeakMap<MeshModel, Set<string>>();
 
+/** Everything of a model but its endpoints and where things were declared. */
+function shapeOf(model: MeshModel): string {
+  const { endpoints: _endpoints, ...rest } = model;
+  return JSON.stringify(rest, (key, value) => (key === 'source' ? undefined : value));
+}
+
 export class TooManyGroupsError extends Error {
   readonly code = 'TESSERA_ERR_TOO_MANY_PROXY_GROUPS';
 }
@@ -106,6 +112,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly encodings = new EncodeCache();
 
   private generation = 0;
+  /** What the caller said about a config edit that turned out to change endpoints only. */
+  private pendingNote?: Record<string, unknown>;
   private pending: { model: boolean; services: Set<string> } = { model: false, services: new Set() };
   private timer?: NodeJS.Timeout;
   private retireTimer?: NodeJS.Timeout;
@@ -154,6 +162,20 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
    *  throws and changes nothing. */
   applyModel(model: MeshModel, note?: Record<string, unknown>): void {
     const previous = this.config;
+    // An edit that changes only EndpointSlices is an endpoint change: only the load
+    // assignments of the services whose declared instances changed are rebuilt.
+    if (this.groups.size > 0 && shapeOf(model) === shapeOf(previous)) {
+      const before = groupBy(previous.endpoints, (e) => serviceKey(e.service, e.namespace));
+      const after = groupBy(model.endpoints, (e) => serviceKey(e.service, e.namespace));
+      this.config = model;
+      for (const key of new Set([...before.keys(), ...after.keys()])) {
+        if (JSON.stringify(before.get(key) ?? []) !== JSON.stringify(after.get(key) ?? [])) this.pending.services.add(key);
+      }
+      this.pendingNote = note;
+      this.flush();
+      this.pendingNote = undefined;
+      return;
+    }
     this.config = model;
     try {
       this.rebuild({ strict: true, kind: 'config', note });
@@ -408,7 +430,14 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
     this.view = view;
     this.generation++;
-    const change: ChangeSummary = { generation: this.generation, kind: 'endpoints', services: changedServices.map((s) => serviceKey(s.name, s.namespace)) };
+    const note = this.pendingNote;
+    this.pendingNote = undefined;
+    const change: ChangeSummary = {
+      generation: this.generation,
+      kind: 'endpoints',
+      services: changedServices.map((s) => serviceKey(s.name, s.namespace)),
+      ...(note ? { note } : {}),
+    };
     this.emit('publishing', change);
     const successors = new Map<Snapshot, Snapshot>();
     let groups = 0;

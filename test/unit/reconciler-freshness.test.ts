@@ -135,9 +135,17 @@ for (const seed of [1, 2, 3, 4, 5]) {
     let ok = true;
 
     for (let step = 0; step < 100 && ok; step++) {
-      const action = r.int(5);
+      const action = r.int(6);
       if (action === 0) {
         model = randomModel(r);
+        reconciler.applyModel(model);
+      } else if (action === 5) {
+        // An EndpointSlice edit: the same model with other declared instances.
+        const declared = model.services.filter(() => r.next() < 0.5);
+        model = {
+          ...model,
+          endpoints: declared.map((s, i) => ({ id: `file-${s.name}-${i}`, service: s.name, namespace: s.namespace, address: `10.8.0.${i + 1}`, port: 8080, labels: {}, health: 'healthy' as const, source: 'file' as const })),
+        };
         reconciler.applyModel(model);
       } else if (action === 1) {
         registry = randomEndpoints(r);
