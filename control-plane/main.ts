@@ -125,7 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     openMutations: loopback,
     log,
     routes: [
-      ...coreRoutes({ tracker, cache, metrics, changes, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+      ...coreRoutes({ tracker, cache, metrics, changes, registryEndpoints: () => registry.endpoints(), config: () => state, ready: () => state.version !== undefined || !options.configDir }),
       ...registryRoutes(registry, {
         fileEndpoints: () => state.model?.endpoints ?? [],
         declaredServices: () => state.model?.services.map((s) => s.name) ?? [],

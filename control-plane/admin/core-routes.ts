@@ -1,5 +1,6 @@
 // Admin endpoints about the control plane itself: proxies, config, metrics, health.
-import type { MeshModel } from '../model/types.ts';
+import type { Endpoint, MeshModel } from '../model/types.ts';
+import { analyze } from '../config/analyze.ts';
 import type { ProxyTracker } from '../reconcile/proxy-tracker.ts';
 import { countsOf, proxyStatus, type Change, type ChangeLog } from '../reconcile/changes.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
@@ -28,6 +29,8 @@ export interface CoreRouteDeps {
   metrics: Metrics;
   changes: ChangeLog;
   config: () => ConfigState;
+  /** Registered instances with their health, for analysis of the running config. */
+  registryEndpoints: () => Endpoint[];
   ready: () => boolean;
 }
 
@@ -47,6 +50,14 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
         text: await deps.metrics.registry.metrics(),
         contentType: deps.metrics.registry.contentType,
       }),
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/analyze',
+      handler: () => {
+        const model = deps.config().model;
+        return { status: 200, json: { findings: model ? analyze({ model, registry: deps.registryEndpoints() }) : [] } };
+      },
     },
     {
       method: 'GET',

@@ -10,6 +10,7 @@ commands:
   control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
                 [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
   validate DIR
+  analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
   get services|proxies [--admin URL] [-o json]
@@ -48,6 +49,10 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     }
     case 'bootstrap':
       return bootstrap(args);
+    case 'analyze': {
+      const { analyzeCommand } = await import('./analyze.ts');
+      return analyzeCommand(args);
+    }
     case 'status': {
       const { statusCommand } = await import('./status.ts');
       return statusCommand(args);
