@@ -48,6 +48,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const cache = new SnapshotCache();
   const reconciler = new Reconciler(cache);
   const changes = new ChangeLog(reconciler);
+  reconciler.on('published', (change, _groups, ms) => {
+    metrics.changes.inc({ kind: change.kind });
+    metrics.changeBuild.observe({ kind: change.kind }, ms / 1000);
+  });
+  changes.on('applied', (change, ms) => metrics.changeApplied.observe({ kind: change.kind }, ms / 1000));
   const tracker = new ProxyTracker();
   const metrics = new Metrics();
   let state: ConfigState = { files: [], errors: [] };

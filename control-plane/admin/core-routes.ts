@@ -45,11 +45,15 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       pattern: '/metrics',
-      handler: async () => ({
-        status: 200,
-        text: await deps.metrics.registry.metrics(),
-        contentType: deps.metrics.registry.contentType,
-      }),
+      handler: async () => {
+        const latest = deps.changes.latest();
+        if (latest) for (const [status, n] of Object.entries(countsOf(latest))) if (status !== 'affected') deps.metrics.changeProxies.set({ status }, n);
+        return {
+          status: 200,
+          text: await deps.metrics.registry.metrics(),
+          contentType: deps.metrics.registry.contentType,
+        };
+      },
     },
     {
       method: 'GET',

@@ -6,6 +6,7 @@
 // stream pushes synchronously when its snapshot changes, so the pushes made in between
 // are exactly the ones the change caused: a proxy that got none is not affected (it
 // holds none of what changed), and is not counted as pending.
+import { EventEmitter } from 'node:events';
 import type { Reconciler, ChangeSummary } from './reconciler.ts';
 import { SHORT_NAME, type ResourceTypeUrl } from '../xds/resources/type-urls.ts';
 import type { XdsCallbacks } from '../xds/server/types.ts';
@@ -66,8 +67,14 @@ export function countsOf(change: Change): ChangeCounts {
   return counts;
 }
 
-export class ChangeLog {
+export interface ChangeLogEvents {
+  /** Every proxy the change affects has ACKed it (ms after it was published). */
+  applied: [change: Change, ms: number];
+}
+
+export class ChangeLog extends EventEmitter<ChangeLogEvents> {
   private readonly changes: Change[] = [];
+  private readonly publishedAt = new Map<Change, number>();
   private recording?: { change: Change; byStream: Map<number, ProxyDelivery> };
   /** Deliveries not yet answered, by stream and type URL, oldest first. */
   private readonly pending = new Map<number, Map<string, Pending[]>>();
@@ -76,6 +83,7 @@ export class ChangeLog {
     reconciler: Reconciler,
     private readonly limit = 200,
   ) {
+    super();
     reconciler.on('publishing', (summary) => {
       const change: Change = { ...summary, version: String(summary.generation), appliedAt: new Date().toISOString(), proxies: [] };
       this.recording = { change, byStream: new Map() };
@@ -85,7 +93,9 @@ export class ChangeLog {
       this.recording = undefined;
       if (!recording) return;
       this.changes.push(recording.change);
+      this.publishedAt.set(recording.change, Date.now());
       while (this.changes.length > this.limit) this.forget(this.changes.shift()!);
+      this.settle(recording.change);
     });
   }
 
@@ -128,10 +138,20 @@ export class ChangeLog {
       p.delivery.status = status;
       p.delivery.latencyMs = Date.now() - p.pushedAt;
       if (error !== undefined) p.delivery.error = error.slice(0, 2000);
+      this.settle(p.change);
     }
   }
 
+  /** Announces a change once every proxy it affects has ACKed it. */
+  private settle(change: Change): void {
+    const at = this.publishedAt.get(change);
+    if (at === undefined || !change.proxies.every((p) => proxyStatus(p) === 'acked')) return;
+    this.publishedAt.delete(change);
+    this.emit('applied', change, Date.now() - at);
+  }
+
   private forget(change: Change): void {
+    this.publishedAt.delete(change);
     for (const proxy of change.proxies) {
       const byType = this.pending.get(proxy.streamId);
       for (const [typeUrl, list] of byType ?? []) {

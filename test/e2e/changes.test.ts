@@ -140,4 +140,10 @@ test.serial('each change names the proxies it reached and their ACK or NACK; sta
   const echoDone = await cp.api<ChangeView>(`/api/v1/changes/${echoChange.version}`);
   t.deepEqual(echoDone.proxies.map((p) => `${p.nodeId}:${p.status}`).sort(), ['envoy-lenient:acked', 'envoy-strict:acked', 'grpc-echo-client:acked']);
   t.is(lenient.nodeId, 'envoy-lenient');
+
+  const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
+  t.regex(metrics, /tessera_changes_total\{kind="config"\} [1-9]/);
+  t.regex(metrics, /tessera_changes_total\{kind="endpoints"\} [1-9]/);
+  t.regex(metrics, /tessera_change_applied_seconds_count\{kind="endpoints"\} [1-9]/, 'changes every proxy ACKed are timed');
+  t.regex(metrics, /tessera_change_proxies\{status="acked"\} 3/, 'the latest change: all three ACKed');
 });
