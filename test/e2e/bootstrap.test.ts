@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import YAML from 'yaml';
 import { findEnvoy } from '../../sidecar/agent/envoy.ts';
-import { requireEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
 
 const run = promisify(execFile);
 
@@ -20,7 +20,7 @@ async function tessera(args: string[]) {
 }
 
 for (const [mode, format] of [['sotw', 'json'], ['delta', 'yaml']] as const) {
-  test(`a ${mode} bootstrap printed as ${format} passes envoy --mode validate`, async (t) => {
+  envoyTest(`a ${mode} bootstrap printed as ${format} passes envoy --mode validate`, async (t) => {
     if (!requireEnvoy(t)) return;
     const out = await tessera([
       'bootstrap', '--service', 'reviews', '--node-id', 'reviews-1', '--xds', '127.0.0.1:18000,127.0.0.1:18001',

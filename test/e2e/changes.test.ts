@@ -5,11 +5,10 @@ import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import test from 'ava';
 import { request } from 'undici';
 import { startEchoServer } from '../../examples/demo/echo-grpc.ts';
 import { grpcBootstrap } from '../../sidecar/bootstrap/bootstrap.ts';
-import { repoRoot, requireEnvoy, serviceWithInstance, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
+import { envoyTest, repoRoot, requireEnvoy, serviceWithInstance, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 
 const run = promisify(execFile);
@@ -60,7 +59,7 @@ async function status(cp: ControlPlaneProcess, version: string): Promise<{ code:
   }
 }
 
-test.serial('each change names the proxies it reached and their ACK or NACK; status --wait fails naming the proxy that NACKed', async (t) => {
+envoyTest.serial('each change names the proxies it reached and their ACK or NACK; status --wait fails naming the proxy that NACKed', async (t) => {
   if (!requireEnvoy(t)) return;
   const v1 = await startBackend(t, 'web-v1');
   const v2 = await startBackend(t, 'web-v2');

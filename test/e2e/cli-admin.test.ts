@@ -1,16 +1,15 @@
 // The read-side CLI and metrics against a running control plane and a real Envoy.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import test from 'ava';
 import { request } from 'undici';
-import { repoRoot, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tesseraBin } from '../support/mesh.ts';
+import { envoyTest, repoRoot, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tesseraBin } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
 import path from 'node:path';
 
 const run = promisify(execFile);
 const tessera = (args: string[]) => run(process.execPath, [tesseraBin, ...args]).then((r) => r.stdout);
 
-test.serial('get services, get proxies, proxy-status, config-dump and /metrics show a live mesh', async (t) => {
+envoyTest.serial('get services, get proxies, proxy-status, config-dump and /metrics show a live mesh', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await startControlPlaneProcess(t, { configDir: path.join(repoRoot, 'examples/mesh') });
   const backend = await startBackend(t, 'extra');

@@ -5,13 +5,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import test from 'ava';
 import { startEchoServer } from '../../examples/demo/echo-grpc.ts';
 import { grpcPackageDefinition } from '../../protos/loader.ts';
 import { decodeAny } from '../../control-plane/xds/resources/codec.ts';
 import { TypeUrl } from '../../control-plane/xds/resources/type-urls.ts';
 import { grpcBootstrap } from '../../sidecar/bootstrap/bootstrap.ts';
-import { repoRoot, requireEnvoy, serviceWithInstance, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
+import { envoyTest, repoRoot, requireEnvoy, serviceWithInstance, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 
 interface GenericXdsConfig {
@@ -38,7 +37,7 @@ function csdsClient(port: number) {
   return { fetch, close: () => client.close() };
 }
 
-test.serial('CSDS reports every connected client with its resources, versions and ACK or NACK state', async (t) => {
+envoyTest.serial('CSDS reports every connected client with its resources, versions and ACK or NACK state', async (t) => {
   if (!requireEnvoy(t)) return;
   const web = await startBackend(t, 'web');
   const occupant = await startBackend(t, 'occupant');

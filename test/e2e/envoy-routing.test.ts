@@ -2,9 +2,10 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import {
+  envoyTest,
   requireEnvoy,
   serviceWithInstance,
   startBackend,
@@ -100,7 +101,7 @@ async function assertNoNacks(t: ExecutionContext, mesh: Mesh): Promise<void> {
 }
 
 for (const mode of ['sotw', 'delta'] as const) {
-  test.serial(`[${mode}] an 80/20 HTTPRoute split lands within ±5% over 2,000 requests`, async (t) => {
+  envoyTest.serial(`[${mode}] an 80/20 HTTPRoute split lands within ±5% over 2,000 requests`, async (t) => {
     if (!requireEnvoy(t)) return;
     const mesh = await startMesh(t, mode);
     const counts = await tally(mesh.envoy.outboundPort, 'web', 2000, { concurrency: 16 });
@@ -120,7 +121,7 @@ for (const mode of ['sotw', 'delta'] as const) {
     await assertNoNacks(t, mesh);
   });
 
-  test.serial(`[${mode}] retries (3 attempts on 503) hide a backend that fails half its requests`, async (t) => {
+  envoyTest.serial(`[${mode}] retries (3 attempts on 503) hide a backend that fails half its requests`, async (t) => {
     if (!requireEnvoy(t)) return;
     const mesh = await startMesh(t, mode);
     const counts = await tally(mesh.envoy.outboundPort, 'flaky', 200, { concurrency: 1 });
@@ -137,7 +138,7 @@ for (const mode of ['sotw', 'delta'] as const) {
     await assertNoNacks(t, mesh);
   });
 
-  test.serial(`[${mode}] editing the route to 100/0 is followed within 1 s with no failed request, and a broken edit keeps the last good`, async (t) => {
+  envoyTest.serial(`[${mode}] editing the route to 100/0 is followed within 1 s with no failed request, and a broken edit keeps the last good`, async (t) => {
     if (!requireEnvoy(t)) return;
     const mesh = await startMesh(t, mode);
     const pidBefore = mesh.envoy.handle.child.pid;
@@ -188,7 +189,7 @@ for (const mode of ['sotw', 'delta'] as const) {
 }
 
 for (const mode of ['sotw', 'delta'] as const) {
-  test.serial(`[${mode}] moving a route off a service and deleting that service in one edit fails no request`, async (t) => {
+  envoyTest.serial(`[${mode}] moving a route off a service and deleting that service in one edit fails no request`, async (t) => {
     if (!requireEnvoy(t)) return;
     const mesh = await startMesh(t, mode);
     const answers: string[] = [];

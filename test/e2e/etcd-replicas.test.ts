@@ -1,9 +1,8 @@
 // Two control-plane replicas on one real etcd, with real Envoys.
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
 import { request } from 'undici';
-import { requireEtcd, startEtcd } from '../support/etcd.ts';
+import { etcdEnvoyTest, requireEtcd, startEtcd } from '../support/etcd.ts';
 import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
 
 const CLUSTER = 'outbound|80||api.default';
@@ -15,7 +14,7 @@ async function connectedTo(cp: ControlPlaneProcess, nodeId: string): Promise<boo
   return proxies.some((p) => p.nodeId === nodeId);
 }
 
-test.serial('replicas on one etcd serve the same endpoints, and a dead replica\'s proxies and checks move to the other', async (t) => {
+etcdEnvoyTest.serial('replicas on one etcd serve the same endpoints, and a dead replica\'s proxies and checks move to the other', async (t) => {
   if (!requireEnvoy(t) || !requireEtcd(t)) return;
   const etcd = await startEtcd(t);
   const dir = tempDir(t);

@@ -11,6 +11,7 @@ import { request } from 'undici';
 import { startEchoServer } from '../../examples/demo/echo-grpc.ts';
 import { grpcBootstrap } from '../../sidecar/bootstrap/bootstrap.ts';
 import {
+  envoyTest,
   envoyHosts,
   repoRoot,
   requireEnvoy,
@@ -69,7 +70,7 @@ async function stoppable(t: ExecutionContext, name: string) {
 }
 
 for (const mode of ['sotw', 'delta'] as const) {
-  test.serial(`[${mode}] an Envoy restarted after a route edit, a failed check and a registration made while it was down gets all three at once`, async (t) => {
+  envoyTest.serial(`[${mode}] an Envoy restarted after a route edit, a failed check and a registration made while it was down gets all three at once`, async (t) => {
     if (!requireEnvoy(t)) return;
     const v1 = await startBackend(t, 'web-v1');
     const v2 = await startBackend(t, 'web-v2');

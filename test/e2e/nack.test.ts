@@ -3,8 +3,7 @@
 // Envoy's error and does not push the rejected version again.
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
-import { requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
 
 interface TypeStatus {
@@ -14,7 +13,7 @@ interface TypeStatus {
 }
 
 for (const mode of ['sotw', 'delta'] as const) {
-  test.serial(`[${mode}] a NACK shows in /api/v1/proxies with Envoy's error, and the rejected version is not resent`, async (t) => {
+  envoyTest.serial(`[${mode}] a NACK shows in /api/v1/proxies with Envoy's error, and the rejected version is not resent`, async (t) => {
     if (!requireEnvoy(t)) return;
     const occupant = await startBackend(t, 'occupant');
     const dir = tempDir(t);

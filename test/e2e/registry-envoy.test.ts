@@ -2,9 +2,9 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
-import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir, type Backend } from '../support/mesh.ts';
+import { envoyTest, envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir, type Backend } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 
 
@@ -43,7 +43,7 @@ async function restartable(t: ExecutionContext, name: string) {
   return { port, up, down, hits: () => hits };
 }
 
-test.serial('a killed backend leaves Envoy within interval × threshold + 1 s with no client error, and comes back', async (t) => {
+envoyTest.serial('a killed backend leaves Envoy within interval × threshold + 1 s with no client error, and comes back', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await startControlPlaneProcess(t, { configDir: configDir(t) });
   const a = await startBackend(t, 'a');
@@ -83,7 +83,7 @@ test.serial('a killed backend leaves Envoy within interval × threshold + 1 s wi
   t.deepEqual(failures, [], 'retries hid the dead backend from clients');
 });
 
-test.serial('a TTL instance without heartbeats expires from Envoy; heartbeats keep it', async (t) => {
+envoyTest.serial('a TTL instance without heartbeats expires from Envoy; heartbeats keep it', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await startControlPlaneProcess(t, { configDir: configDir(t) });
   const a = await startBackend(t, 'a');
@@ -104,7 +104,7 @@ test.serial('a TTL instance without heartbeats expires from Envoy; heartbeats ke
   t.true(Date.now() - lastBeat >= 900);
 });
 
-test.serial('restarting the control plane on a file store keeps every instance, and Envoy never loses its endpoints', async (t) => {
+envoyTest.serial('restarting the control plane on a file store keeps every instance, and Envoy never loses its endpoints', async (t) => {
   if (!requireEnvoy(t)) return;
   const dir = configDir(t);
   const store = path.join(tempDir(t), 'registry.json');
@@ -148,7 +148,7 @@ test.serial('restarting the control plane on a file store keeps every instance, 
   t.deepEqual(await envoyHosts(envoy, 'outbound|80||api.default'), backends.map((b) => `127.0.0.1:${b.port}`).sort());
 });
 
-test.serial('a sidecar prefers instances in its own zone and fails over to another zone when they fail', async (t) => {
+envoyTest.serial('a sidecar prefers instances in its own zone and fails over to another zone when they fail', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await startControlPlaneProcess(t, { configDir: configDir(t) });
   const near = await restartable(t, 'near');

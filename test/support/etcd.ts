@@ -2,8 +2,9 @@
 import { execFileSync } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
+import { findEnvoy } from '../../sidecar/agent/envoy.ts';
 import { tempDir } from './mesh.ts';
-import { freePort, requireTool, startProcess, waitFor } from './processes.ts';
+import { freePort, requireTool, startProcess, testNeeding, waitFor } from './processes.ts';
 
 export function findEtcd(): string | undefined {
   try {
@@ -12,6 +13,12 @@ export function findEtcd(): string | undefined {
     return undefined;
   }
 }
+
+/** Declares tests that need a real etcd (skipped when it is missing outside CI). */
+export const etcdTest = testNeeding({ etcd: findEtcd() !== undefined });
+
+/** Declares tests that need a real etcd and a real Envoy. */
+export const etcdEnvoyTest = testNeeding({ etcd: findEtcd() !== undefined, envoy: findEnvoy() !== undefined });
 
 export function requireEtcd(t: ExecutionContext): boolean {
   return requireTool(t, findEtcd() !== undefined, 'etcd', 'apt-get install etcd-server');

