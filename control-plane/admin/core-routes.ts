@@ -26,7 +26,8 @@ export interface CoreRouteDeps {
   cache: SnapshotCache;
   metrics: Metrics;
   config: () => ConfigState;
-  ready: () => boolean;
+  /** Why the control plane is not ready (empty: ready), e.g. no config yet, store unreachable. */
+  notReady: () => string[];
 }
 
 export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
@@ -35,7 +36,10 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       pattern: '/readyz',
-      handler: () => (deps.ready() ? { status: 200, text: 'ready\n' } : { status: 503, text: 'not ready\n' }),
+      handler: () => {
+        const reasons = deps.notReady();
+        return reasons.length === 0 ? { status: 200, text: 'ready\n' } : { status: 503, text: `not ready: ${reasons.join('; ')}\n` };
+      },
     },
     {
       method: 'GET',

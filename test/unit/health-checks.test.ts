@@ -7,7 +7,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { HealthChecker, probe, type HealthState } from '../../control-plane/registry/health.ts';
 import { parseInstanceSpec } from '../../control-plane/registry/spec.ts';
 
-const fast = { interval: '50ms', timeout: '200ms' };
+const fast = { interval: '100ms', timeout: '200ms' };
 
 function checker(check: Record<string, unknown>, port: number) {
   const spec = parseInstanceSpec({ address: '127.0.0.1', port, check: { ...fast, ...check } });
