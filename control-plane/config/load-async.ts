@@ -23,6 +23,7 @@ export class ConfigLoader {
 
   async load(dir: string, limits: LoadLimits = DEFAULT_LIMITS): Promise<LoadResult> {
     const worker = this.start();
+    worker.ref(); // held while a load is under way, released when none is
     try {
       await this.ready;
     } catch (err) {
@@ -30,7 +31,6 @@ export class ConfigLoader {
     }
     const id = ++this.nextId;
     const timeoutMs = this.options.timeoutMs ?? 60_000;
-    worker.ref();
     return new Promise<LoadResult>((resolve) => {
       const timer = setTimeout(() => {
         this.stop(`loading took over ${timeoutMs / 1000} s; the files are too big or too complex`);
