@@ -131,6 +131,25 @@ export function watchConfigDir(
   };
   rearm();
   if (opts.initialDigest) schedule();
+  else {
+    // What is there now is the baseline: learn its digest before reporting changes.
+    // If the files moved while it was read, it is no baseline: the next look reports.
+    busy = true;
+    load(dir, limits)
+      .then((r) => {
+        if (fingerprint(dir) !== lastStat) return;
+        lastDigest = r.digest;
+        lastErrors = r.errors.length > 0 ? JSON.stringify(r.errors) : '';
+      })
+      .catch(() => {})
+      .finally(() => {
+        busy = false;
+        if (again && !closed) {
+          again = false;
+          schedule();
+        }
+      });
+  }
   // A slow safety net for filesystems where inotify misses events (network mounts),
   // and the way a dir that went away is noticed coming back.
   const poll = setInterval(() => {
