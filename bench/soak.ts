@@ -282,6 +282,7 @@ export async function soak(minutes: number) {
   const base = settled[0] ?? samples[0];
   const last = samples[samples.length - 1];
   const lags = samples.map((s) => s.lagP99Ms);
+  const settledLags = (settled.length > 0 ? settled : samples).map((s) => s.lagP99Ms);
   const bounds = { rssGrowthMb: 100, lagP99Ms: 100 };
   const result = {
     minutes,
@@ -291,12 +292,13 @@ export async function soak(minutes: number) {
     logBytes: cp.logBytes,
     rssMb: { first: samples[0]?.rssMb, afterWarmup: base?.rssMb, last: last?.rssMb, max: Math.max(...samples.map((s) => s.rssMb)) },
     heapMb: { afterWarmup: base?.heapMb, last: last?.heapMb },
-    eventLoopLagP99Ms: { median: percentile(lags, 50), p99OfWindows: percentile(lags, 99), max: Math.max(...lags) },
+    // p99 of each 5 s window (prom-client resets it per scrape): over the whole run, and after warm-up.
+    eventLoopLagP99Ms: { median: percentile(lags, 50), max: Math.max(...lags), afterWarmupMedian: percentile(settledLags, 50), afterWarmupMax: Math.max(...settledLags) },
     // The same figures for a control plane with no load at all, on the same machine at the same time.
-    idleEventLoopLagP99Ms: { median: percentile(idleLags, 50), p99OfWindows: percentile(idleLags, 99), max: Math.max(...idleLags) },
+    idleEventLoopLagP99Ms: { median: percentile(idleLags, 50), max: Math.max(...idleLags) },
     machineLoadAverage: os.loadavg().map((l) => Math.round(l * 10) / 10),
     bounds,
-    withinBounds: alive && last !== undefined && base !== undefined && last.rssMb - base.rssMb <= bounds.rssGrowthMb && Math.max(...lags) <= bounds.lagP99Ms,
+    withinBounds: alive && last !== undefined && base !== undefined && last.rssMb - base.rssMb <= bounds.rssGrowthMb && Math.max(...settledLags) <= bounds.lagP99Ms,
     finalConfigErrors: finalConfig?.errors.length,
     samples,
   };
