@@ -6,8 +6,8 @@ import { coreRoutes, type ConfigState } from './admin/core-routes.ts';
 import { Metrics } from './admin/metrics.ts';
 import { NackLog, truncate } from './admin/nack-log.ts';
 import { ConfigLoader } from './config/load-async.ts';
-import { DEFAULT_LIMITS } from './config/load.ts';
-import { watchConfigDir } from './config/watch.ts';
+import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
+import { fingerprint, watchConfigDir } from './config/watch.ts';
 import type { MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
@@ -105,16 +105,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await registry.start();
 
   let watcher: { close(): void } | undefined;
-  // YAML is parsed in a worker thread, so a big or hostile file cannot freeze xDS,
-  // the admin API or the health checks (load-async.ts).
+  // Reloads parse YAML in a worker thread, so a big or hostile file cannot freeze
+  // xDS, the admin API or the health checks (load-async.ts). The first load runs
+  // here: nothing is served yet, and starting needs no worker to warm up first.
   const loader = new ConfigLoader();
   if (options.configDir) {
     if (!fs.existsSync(options.configDir)) throw new ConfigDirError(`config dir ${options.configDir} does not exist`);
-    const first = await loader.load(options.configDir, DEFAULT_LIMITS);
+    const before = fingerprint(options.configDir);
+    const first = loadConfigDir(options.configDir, DEFAULT_LIMITS);
     apply(first, true);
     watcher = watchConfigDir(options.configDir, (result) => apply(result, false), {
       load: (dir, limits) => loader.load(dir, limits),
-      initialDigest: first.digest ?? 'none',
+      initial: { digest: first.digest, fingerprint: before },
       onError: log,
     });
   }
@@ -165,6 +167,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ],
   });
   const adminPort = await admin.listen(options.adminPort, options.address);
+  // Warmed once serving, so it does not slow the start down.
+  if (options.configDir) loader.warm();
   log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort}`);
 
   return {

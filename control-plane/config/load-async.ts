@@ -44,6 +44,11 @@ export class ConfigLoader {
     }).then((r) => ({ ...r, errors: r.errors.map((e) => (e.file === '' ? { ...e, file: dir } : e)) }));
   }
 
+  /** Starts the worker ahead of the first load, without holding the process open. */
+  warm(): void {
+    this.start();
+  }
+
   close(): void {
     const worker = this.worker;
     this.worker = undefined;

@@ -29,17 +29,17 @@ export const DEFAULT_SETTLE_MS = Number(process.env.TESSERA_CONFIG_SETTLE_MS ?? 
 export function watchConfigDir(
   dir: string,
   onChange: (result: LoadResult) => void,
-  opts: WatchOptions & { initialDigest?: string } = {},
+  /** `initial`: the digest of a load the caller did itself, and the fingerprint
+   *  taken just before it, so an edit made in between is not missed. */
+  opts: WatchOptions & { initial?: { digest?: string; fingerprint: string } } = {},
 ): { close(): void } {
   const debounceMs = opts.debounceMs ?? 100;
   const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const loader = opts.load ? undefined : new ConfigLoader();
   const load = opts.load ?? ((d: string, l: LoadLimits) => loader!.load(d, l));
-  // Given the digest of a load the caller did itself, the first look reloads once
-  // (cheaply ignored when nothing changed) so an edit made in between is not missed.
-  let lastStat = opts.initialDigest ? '' : fingerprint(dir);
-  let lastDigest = opts.initialDigest;
+  let lastStat = opts.initial ? opts.initial.fingerprint : fingerprint(dir);
+  let lastDigest = opts.initial?.digest;
   let lastErrors = '';
   let timer: NodeJS.Timeout | undefined;
   let busy = false;
@@ -130,7 +130,7 @@ export function watchConfigDir(
     }
   };
   rearm();
-  if (opts.initialDigest) schedule();
+  if (opts.initial) schedule();
   else {
     // What is there now is the baseline: learn its digest before reporting changes.
     // If the files moved while it was read, it is no baseline: the next look reports.

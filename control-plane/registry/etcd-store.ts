@@ -119,7 +119,10 @@ export class EtcdStore implements RegistryStore {
     const lease = this.client.lease(this.options.leaseTtlSeconds ?? 10, { autoKeepAlive: true });
     lease.on('lost', (err) => {
       if (this.closed || lease !== this.lease) return;
-      this.lost(`lease lost: ${err.message}`);
+      // A lease can run out with etcd up (a stalled event loop misses keepalives):
+      // take a new one at once; only if etcd does not answer is it trouble.
+      this.options.log?.(`etcd: lease lost (${err.message}); taking a new one`);
+      void this.recover();
     });
     // Errors reach us through the awaited put and the 'lost' event; the lease's own
     // grant promise must not become an unhandled rejection.
@@ -181,7 +184,7 @@ export class EtcdStore implements RegistryStore {
         if (this.trouble) this.options.log?.(`etcd: ${this.where} answers again (unreachable since ${this.trouble.since}); resynced`);
         this.trouble = undefined;
       } catch (err) {
-        if (!this.trouble) this.trouble = { since: new Date().toISOString(), reason: (err as Error).message };
+        if (!this.trouble) this.lost((err as Error).message);
         else this.trouble.reason = (err as Error).message;
       } finally {
         this.recovering = undefined;
