@@ -24,7 +24,7 @@ export interface WatchOptions {
   onError?: (message: string) => void;
 }
 
-export const DEFAULT_SETTLE_MS = Number(process.env.TESSERA_CONFIG_SETTLE_MS ?? 300);
+export const DEFAULT_SETTLE_MS = Number(process.env.TESSERA_CONFIG_SETTLE_MS ?? 200);
 
 export function watchConfigDir(
   dir: string,
@@ -33,7 +33,7 @@ export function watchConfigDir(
    *  taken just before it, so an edit made in between is not missed. */
   opts: WatchOptions & { initial?: { digest?: string; fingerprint: string } } = {},
 ): { close(): void } {
-  const debounceMs = opts.debounceMs ?? 100;
+  const debounceMs = opts.debounceMs ?? 50;
   const settleMs = opts.settleMs ?? DEFAULT_SETTLE_MS;
   const limits = opts.limits ?? DEFAULT_LIMITS;
   const loader = opts.load ? undefined : new ConfigLoader();
@@ -57,15 +57,22 @@ export function watchConfigDir(
     }
     busy = true;
     try {
-      let before = fingerprint(dir);
-      if (before === lastStat) return;
-      // Wait until nothing moves for a whole settle period.
+      // Wait until nothing has moved for a whole settle period, counted from the
+      // first look (when the change was noticed), so the debounce counts toward it.
+      let before = seen?.fingerprint ?? fingerprint(dir);
+      let since = seen?.at ?? Date.now();
+      seen = undefined;
       for (;;) {
-        await sleep(settleMs);
-        if (closed) return;
         const now = fingerprint(dir);
-        if (now === before) break;
-        before = now;
+        if (now !== before) {
+          before = now;
+          since = Date.now();
+        }
+        if (before === lastStat) return;
+        const waited = Date.now() - since;
+        if (waited >= settleMs) break;
+        await sleep(settleMs - waited);
+        if (closed) return;
       }
       const result = await load(dir, limits);
       if (closed) return;
@@ -96,8 +103,11 @@ export function watchConfigDir(
       }
     }
   };
+  let seen: { fingerprint: string; at: number } | undefined;
   const schedule = () => {
-    if (!closed && !timer) timer = setTimeout(() => void check(), debounceMs);
+    if (closed || timer) return;
+    if (!busy && !seen) seen = { fingerprint: fingerprint(dir), at: Date.now() };
+    timer = setTimeout(() => void check(), debounceMs);
   };
 
   // Recursive fs.watch works on Linux from Node 20; editors that replace a file by
