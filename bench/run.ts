@@ -1,5 +1,6 @@
 // `npm run bench`: runs every benchmark and writes JSON to bench/results/.
 // Sizes can be lowered for a quick look: BENCH_CLIENTS=200 npm run bench
+// `npm run bench -- --soak` runs only the soak (SOAK_MINUTES, default 30).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,10 @@ import { churn, fanout } from './xds-fanout.ts';
 import { healthChecks } from './health-checks.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+if (process.argv.includes('--soak')) {
+  const { runSoak } = await import('./soak.ts');
+  process.exit(await runSoak());
+}
 const clients = Number(process.env.BENCH_CLIENTS ?? 2000);
 
 const results: Record<string, unknown> = {

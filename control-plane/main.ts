@@ -4,8 +4,10 @@ import fs from 'node:fs';
 import { AdminServer } from './admin/server.ts';
 import { coreRoutes, type ConfigState } from './admin/core-routes.ts';
 import { Metrics } from './admin/metrics.ts';
-import { loadConfigDir } from './config/load.ts';
-import { watchConfigDir } from './config/watch.ts';
+import { NackLog, truncate } from './admin/nack-log.ts';
+import { ConfigLoader } from './config/load-async.ts';
+import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
+import { fingerprint, watchConfigDir } from './config/watch.ts';
 import type { MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { ChangeLog } from './reconcile/changes.ts';
@@ -63,6 +65,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
 
   const apply = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
+    try {
+      applyConfig(result, initial);
+    } catch (err) {
+      // Nothing a config file says may take the process down; the last good config serves.
+      log(`error: config ${initial ? 'load' : 'change'} not applied, last good config keeps serving: ${(err as Error).stack}`);
+    }
+  };
+  const applyConfig = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
     let errors = result.errors;
     const version = hash(JSON.stringify(result.model));
     if (errors.length === 0 && version !== state.version) {
@@ -83,7 +93,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       return;
     }
     if (version === state.version) {
-      // A good change back to the served config clears the errors of a rejected one.
+      // Back to what is already served (e.g. a broken edit undone): nothing blocks any more.
+      if (state.errors.length > 0) log(`config ${version} is served again; the errors are gone`);
       state = { ...state, errors: [] };
       metrics.configErrors.set(0);
       return;
@@ -102,17 +113,28 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await registry.start();
 
   let watcher: { close(): void } | undefined;
+  // Reloads parse YAML in a worker thread, so a big or hostile file cannot freeze
+  // xDS, the admin API or the health checks (load-async.ts). The first load runs
+  // here: nothing is served yet, and starting needs no worker to warm up first.
+  const loader = new ConfigLoader();
   if (options.configDir) {
-    if (!fs.existsSync(options.configDir)) throw new Error(`config dir ${options.configDir} does not exist`);
-    apply(loadConfigDir(options.configDir), true);
-    watcher = watchConfigDir(options.configDir, (result) => apply(result, false));
+    if (!fs.existsSync(options.configDir)) throw new ConfigDirError(`config dir ${options.configDir} does not exist`);
+    const before = fingerprint(options.configDir);
+    const first = loadConfigDir(options.configDir, DEFAULT_LIMITS);
+    apply(first, true);
+    watcher = watchConfigDir(options.configDir, (result) => apply(result, false), {
+      load: (dir, limits) => loader.load(dir, limits),
+      initial: { digest: first.digest, fingerprint: before },
+      onError: log,
+    });
   }
 
+  const nackLog = new NackLog(log);
   const logging = {
     onNack: (s: { node: { id?: string } }, n: { typeUrl: string; version: string; error: { message?: string } }) =>
-      log(`NACK from ${s.node.id} for ${SHORT_NAME[n.typeUrl as ResourceTypeUrl]} version ${n.version}: ${n.error.message}`),
+      nackLog.nack(s.node.id ?? 'unknown node', SHORT_NAME[n.typeUrl as ResourceTypeUrl] ?? 'unknown type', n.version, n.error.message ?? ''),
     onProtocolError: (s: { node: { id?: string } } | undefined, message: string) =>
-      log(`xds: ${s?.node.id ?? 'unknown node'}: ${message}`),
+      log(`xds: ${truncate(s?.node.id ?? 'unknown node', 200)}: ${truncate(message, 500)}`),
   };
   const xds = new XdsServer({
     cache,
@@ -130,14 +152,33 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     openMutations: loopback,
     log,
     routes: [
-      ...coreRoutes({ tracker, cache, metrics, changes, registryEndpoints: () => registry.endpoints(), config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+      ...coreRoutes({
+        tracker,
+        cache,
+        metrics,
+        changes,
+        registryEndpoints: () => registry.endpoints(),
+        config: () => state,
+        notReady: () => {
+          const reasons: string[] = [];
+          if (options.configDir && state.version === undefined) {
+            reasons.push(`no valid config loaded yet from ${options.configDir}${state.errors.length ? ` (${state.errors.length} errors, see /api/v1/config)` : ''}`);
+          }
+          const store = registry.storeStatus();
+          if (!store.ok) reasons.push(`registry store: ${store.reason}`);
+          return reasons;
+        },
+      }),
       ...registryRoutes(registry, {
+        log,
         fileEndpoints: () => state.model?.endpoints ?? [],
         declaredServices: () => state.model?.services.map((s) => s.name) ?? [],
       }),
     ],
   });
   const adminPort = await admin.listen(options.adminPort, options.address);
+  // Warmed once serving, so it does not slow the start down.
+  if (options.configDir) loader.warm();
   log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort}`);
 
   return {
@@ -151,15 +192,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     registry,
     async close() {
       watcher?.close();
+      loader.close();
       reconciler.close();
       await Promise.all([xds.close(), admin.close(), registry.close()]);
     },
   };
 }
 
+export class ConfigDirError extends Error {
+  readonly code = 'TESSERA_ERR_CONFIG_DIR';
+}
+
 function openStore(url: string, log: (line: string) => void): RegistryStore {
   const store = parseStoreUrl(url);
-  if (store.kind === 'file') return new FileStore(store.path);
+  if (store.kind === 'file') return new FileStore(store.path, log);
   if (store.kind === 'etcd') {
     const ttl = Number(process.env.TESSERA_ETCD_LEASE_TTL ?? 10);
     return new EtcdStore({ endpoints: store.endpoints, leaseTtlSeconds: ttl, log });

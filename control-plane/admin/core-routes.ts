@@ -31,7 +31,8 @@ export interface CoreRouteDeps {
   config: () => ConfigState;
   /** Registered instances with their health, for analysis of the running config. */
   registryEndpoints: () => Endpoint[];
-  ready: () => boolean;
+  /** Why the control plane is not ready (empty: ready), e.g. no config yet, store unreachable. */
+  notReady: () => string[];
 }
 
 export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
@@ -40,7 +41,10 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       pattern: '/readyz',
-      handler: () => (deps.ready() ? { status: 200, text: 'ready\n' } : { status: 503, text: 'not ready\n' }),
+      handler: () => {
+        const reasons = deps.notReady();
+        return reasons.length === 0 ? { status: 200, text: 'ready\n' } : { status: 503, text: `not ready: ${reasons.join('; ')}\n` };
+      },
     },
     {
       method: 'GET',

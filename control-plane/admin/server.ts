@@ -43,10 +43,12 @@ export class AdminServer {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     try {
-      const match = matchRoute(this.options.routes, req.method ?? 'GET', url.pathname);
+      // HEAD is GET without the body (RFC 9110 9.3.2), so monitors that probe with it work.
+      const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+      const match = matchRoute(this.options.routes, method, url.pathname);
       if (!match) throw new HttpError(404, `no such endpoint: ${url.pathname}`, 'TESSERA_ERR_NOT_FOUND');
       if ('allowed' in match) {
-        res.setHeader('Allow', match.allowed.join(', '));
+        res.setHeader('Allow', [...match.allowed, ...(match.allowed.includes('GET') ? ['HEAD'] : [])].join(', '));
         throw new HttpError(405, `${req.method} is not allowed on ${url.pathname}`, 'TESSERA_ERR_METHOD');
       }
       if (match.route.mutates) this.authorize(req);
@@ -68,7 +70,8 @@ export class AdminServer {
         'TESSERA_ERR_NO_TOKEN_CONFIGURED',
       );
     }
-    const given = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    // The auth scheme is case-insensitive (RFC 9110 11.1): `bearer` and `BEARER` too.
+    const given = /^Bearer +(.+)$/i.exec(req.headers.authorization ?? '')?.[1]?.trim() ?? '';
     const a = Buffer.from(given);
     const b = Buffer.from(expected);
     if (a.length !== b.length || !timingSafeEqual(a, b)) {
@@ -99,11 +102,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 const tooLarge = () => new HttpError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`, 'TESSERA_ERR_BODY_TOO_LARGE');
 
 function write(res: http.ServerResponse, r: AdminResponse): void {
-  if (r.text !== undefined) {
-    res.writeHead(r.status, { 'content-type': r.contentType ?? 'text/plain; charset=utf-8' });
-    res.end(r.text);
-    return;
-  }
-  res.writeHead(r.status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(r.json ?? {}, null, 2) + '\n');
+  const body = r.text !== undefined ? r.text : JSON.stringify(r.json ?? {}, null, 2) + '\n';
+  const type = r.text !== undefined ? (r.contentType ?? 'text/plain; charset=utf-8') : 'application/json';
+  res.writeHead(r.status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  // For HEAD, node:http sends the headers and drops the body.
+  res.end(body);
 }

@@ -22,7 +22,7 @@ export async function analyzeCommand(args: string[], out: NodeJS.WritableStream 
       err.write(`tessera analyze: ${dir} is not a directory\n`);
       return 2;
     }
-    const { model, errors } = await loadConfigDir(dir);
+    const { model, errors } = loadConfigDir(dir);
     if (errors.length > 0) {
       for (const e of errors) err.write(`${e.file}:${e.line}${e.column ? `:${e.column}` : ''}: error: ${e.message}\n`);
       err.write(`${errors.length} error${errors.length === 1 ? '' : 's'} in ${dir}\n`);

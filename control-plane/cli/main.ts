@@ -35,6 +35,9 @@ export async function main(argv: string[]): Promise<void> {
     } else {
       process.stderr.write(`tessera ${command ?? ''}: ${(err as Error).message}\n`);
       process.exitCode = 1;
+      // A control plane that failed to start may leave clients retrying (etcd's
+      // reconnect timers): exit now rather than hang half-started.
+      if (command === 'control-plane') process.stderr.write('', () => process.exit(1));
     }
   }
 }

@@ -2,6 +2,7 @@
 // schema validation, conversion and cross-reference checks, every error with its
 // file:line:column. All-or-nothing: callers apply `model` only when `errors` is
 // empty; otherwise the model is partial and must be ignored.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
@@ -23,7 +24,25 @@ export interface LoadResult {
   model: MeshModel;
   errors: ConfigError[];
   files: string[];
+  /** Of the bytes read (names and contents), so a rewrite with the same content is no change. */
+  digest?: string;
 }
+
+/** Bounds on what one reload reads: a config dir is a handful of small files, and
+ *  one huge or hostile file must not take the control plane's memory or time. */
+export interface LoadLimits {
+  maxFileBytes: number;
+  maxDirBytes: number;
+}
+
+export const DEFAULT_LIMITS: LoadLimits = {
+  maxFileBytes: Number(process.env.TESSERA_CONFIG_MAX_FILE_BYTES ?? 4 * 1024 * 1024),
+  maxDirBytes: Number(process.env.TESSERA_CONFIG_MAX_DIR_BYTES ?? 32 * 1024 * 1024),
+};
+
+/** YAML aliases are legal and handy; an alias bomb (aliases of aliases, expanding
+ *  exponentially) is refused. The yaml library counts alias expansions per document. */
+export const MAX_ALIAS_COUNT = 100;
 
 /** Finds the position of a value inside a document, for error messages. */
 export type Locate = (at: (string | number)[]) => { line: number; column: number };
@@ -45,25 +64,58 @@ export function listConfigFiles(dir: string): string[] {
   return out;
 }
 
-export function loadConfigDir(dir: string): LoadResult {
+/** A load that read nothing, with one error about the whole dir. */
+export function emptyResult(dir: string, message: string): LoadResult {
+  return { model: emptyModel(), files: [], errors: [{ file: dir, line: 0, message }] };
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1).replace(/\.0$/, '')} MiB`;
+
+/** Loads a dir; never throws: a missing or unreadable dir, a file too big to read or
+ *  anything the parser chokes on becomes an error with its file (and line when known). */
+export function loadConfigDir(dir: string, limits: LoadLimits = DEFAULT_LIMITS): LoadResult {
   const model = emptyModel();
   const errors: ConfigError[] = [];
   const refs: Reference[] = [];
   const regexes: RegexUse[] = [];
-  const files = listConfigFiles(dir).map((f) => path.relative(dir, f));
+  const digest = createHash('sha256');
+  let files: string[];
+  try {
+    files = listConfigFiles(dir).map((f) => path.relative(dir, f));
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return emptyResult(dir, `the config dir cannot be read (${reason}): ${(err as Error).message}`);
+  }
+  let total = 0;
   for (const file of files) {
     let text: string;
     try {
+      const size = fs.statSync(path.join(dir, file)).size;
+      if (size > limits.maxFileBytes) {
+        errors.push({ file, line: 0, message: `file is ${mib(size)}, over the limit of ${mib(limits.maxFileBytes)} per file (TESSERA_CONFIG_MAX_FILE_BYTES); not read` });
+        continue;
+      }
+      total += size;
+      if (total > limits.maxDirBytes) {
+        errors.push({ file, line: 0, message: `the config dir holds more than ${mib(limits.maxDirBytes)} of YAML (TESSERA_CONFIG_MAX_DIR_BYTES); not read from this file on` });
+        break;
+      }
       text = fs.readFileSync(path.join(dir, file), 'utf8');
     } catch (err) {
       errors.push({ file, line: 0, message: `cannot read: ${(err as Error).message}` });
       continue;
     }
-    loadFile(file, text, { model, errors, refs, regexes });
+    digest.update(file).update('\0').update(text).update('\0');
+    try {
+      loadFile(file, text, { model, errors, refs, regexes });
+    } catch (err) {
+      // A parser bug must not take the control plane down; the file is rejected.
+      errors.push({ file, line: 0, message: `cannot load: ${(err as Error).message}` });
+    }
   }
   checkModel(model, refs, regexes, errors);
   errors.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || (a.column ?? 0) - (b.column ?? 0));
-  return { model, errors, files };
+  return { model, errors, files, digest: digest.digest('hex') };
 }
 
 interface Sink {
@@ -87,7 +139,24 @@ function loadFile(file: string, text: string, sink: Sink): void {
       }
       continue;
     }
-    const value = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // The yaml library's words for an alias bomb, with where its first alias is.
+      const text = (err as Error).message;
+      const bomb = /Excessive alias count/.test(text);
+      const unresolved = /Unresolved alias.*: (.*)$/.exec(text)?.[1];
+      const alias = firstAlias(doc, bomb ? undefined : unresolved);
+      const { line, col } = pos(alias?.range?.[0] ?? doc.range[0]);
+      const message = bomb
+        ? `YAML: aliases expand beyond the limit of ${MAX_ALIAS_COUNT} (an alias bomb?); first alias here`
+        : unresolved
+          ? `YAML: alias *${unresolved} names no anchor before it in this document`
+          : `YAML: ${text}`;
+      errors.push({ file, line, column: col, message });
+      continue;
+    }
     if (value === null || value === undefined) continue;
     const locate: Locate = (at) => {
       // The closest node that exists: a missing field is reported at its parent.
@@ -104,6 +173,18 @@ function loadFile(file: string, text: string, sink: Sink): void {
     const error = (at: (string | number)[], message: string) => errors.push({ file, ...locate(at), message });
     validateDocument(value, { file, locate, error, ...sink });
   }
+}
+
+function firstAlias(doc: YAML.Document.Parsed, source?: string): { range?: [number, number, number] | null } | undefined {
+  let found: { range?: [number, number, number] | null } | undefined;
+  YAML.visit(doc, {
+    Alias(_key, node) {
+      if (source !== undefined && node.source !== source) return undefined;
+      found = node;
+      return YAML.visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function validateDocument(value: unknown, ctx: ConvertContext): void {

@@ -2,11 +2,20 @@
 // transition emits 'change' at once; the reconciler coalesces. With a shared
 // store (etcd) instances and health come from every replica, and this replica
 // runs the checks of only the instances the store says it owns.
+//
+// An instance may be registered by DNS name. Envoy's EDS takes IP addresses only
+// (a name there is a NACK that freezes the cluster's endpoints for everyone), so the
+// registry resolves names itself, as a STRICT_DNS cluster would: the endpoints are
+// the name's addresses (IPv4 when it has any, else IPv6), looked up again every
+// TESSERA_DNS_REFRESH_MS (30 s); a lookup that fails keeps the last addresses. A name
+// that does not resolve at registration is refused (400).
+import dns from 'node:dns';
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import type { Endpoint } from '../model/types.ts';
 import { HealthChecker, type HealthState } from './health.ts';
-import { checkInstanceId, checkServiceName, type InstanceSpec } from './spec.ts';
-import { MemoryStore, type RegistryStore, type StoredInstance } from './store.ts';
+import { checkInstanceId, checkServiceName, RegistrationError, type InstanceSpec } from './spec.ts';
+import { MemoryStore, type RegistryStore, type StoreStatus, type StoredInstance } from './store.ts';
 
 export interface InstanceView {
   id: string;
@@ -19,6 +28,17 @@ export interface InstanceView {
   lastCheck?: string;
   lastError?: string;
   check?: string;
+  /** For an address given as a DNS name: the addresses it resolved to. */
+  resolved?: string[];
+  resolveError?: string;
+}
+
+/** The addresses a name stands for, as Envoy's V4_PREFERRED lookup picks them. */
+export async function resolveAddress(name: string): Promise<string[]> {
+  const all = await dns.promises.lookup(name, { all: true });
+  const v4 = all.filter((a) => a.family === 4).map((a) => a.address);
+  const chosen = v4.length > 0 ? v4 : all.map((a) => a.address);
+  return [...new Set(chosen)].sort();
 }
 
 const key = (service: string, id: string) => `${service}/${id}`;
@@ -28,9 +48,24 @@ export class Registry extends EventEmitter<{ change: [] }> {
   private readonly checkers = new Map<string, HealthChecker>();
   /** Health reported by the replica that checks an instance we do not. */
   private readonly shared = new Map<string, HealthState>();
+  /** Addresses of instances registered by DNS name. */
+  private readonly resolved = new Map<string, { name: string; addresses: string[]; error?: string }>();
+  private refreshTimer?: NodeJS.Timeout;
 
-  constructor(private readonly store: RegistryStore = new MemoryStore()) {
+  constructor(
+    private readonly store: RegistryStore = new MemoryStore(),
+    private readonly options: { dnsRefreshMs?: number; resolve?: (name: string) => Promise<string[]> } = {},
+  ) {
     super();
+  }
+
+  /** The store's state, for /readyz. */
+  storeStatus(): StoreStatus {
+    return this.store.status?.() ?? { ok: true };
+  }
+
+  private get resolve() {
+    return this.options.resolve ?? resolveAddress;
   }
 
   async start(): Promise<void> {
@@ -47,12 +82,26 @@ export class Registry extends EventEmitter<{ change: [] }> {
       heartbeat: (service, id) => this.checkers.get(key(service, id))?.heartbeat(),
       rebalance: () => this.rebalance(),
     });
+    const every = this.options.dnsRefreshMs ?? Number(process.env.TESSERA_DNS_REFRESH_MS ?? 30_000);
+    this.refreshTimer = setInterval(() => void this.refreshNames(), every);
+    this.refreshTimer.unref();
   }
 
   async register(service: string, id: string, spec: InstanceSpec): Promise<{ created: boolean }> {
     checkServiceName(service);
     checkInstanceId(id);
     const created = !this.records.has(key(service, id));
+    if (!net.isIP(spec.address)) {
+      try {
+        const addresses = await this.resolve(spec.address);
+        if (addresses.length === 0) throw new Error('no addresses');
+        this.resolved.set(key(service, id), { name: spec.address, addresses });
+      } catch (err) {
+        throw new RegistrationError(
+          `address ${JSON.stringify(spec.address)} does not resolve here (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); register an IP address or a name this control plane can resolve`,
+        );
+      }
+    }
     const stored: StoredInstance = { service, id, spec, registeredAt: new Date().toISOString() };
     await this.store.put(stored);
     this.onPut(stored);
@@ -83,8 +132,33 @@ export class Registry extends EventEmitter<{ change: [] }> {
     this.checkers.get(k)?.stop();
     this.checkers.delete(k);
     if (previous) this.shared.delete(k);
+    // Registered through another replica or read back at start: resolve it here too.
+    if (!net.isIP(stored.spec.address) && this.resolved.get(k)?.name !== stored.spec.address) void this.resolveName(k, stored.spec.address);
     this.ensureChecker(stored);
     this.emit('change');
+  }
+
+  private async resolveName(k: string, name: string): Promise<void> {
+    let addresses: string[] | undefined;
+    let error: string | undefined;
+    try {
+      addresses = await this.resolve(name);
+      if (addresses.length === 0) throw new Error('no addresses');
+    } catch (err) {
+      error = `${name} does not resolve: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    }
+    const record = this.records.get(k);
+    if (!record || record.spec.address !== name) return; // gone or changed meanwhile
+    const before = this.resolved.get(k);
+    // A failed lookup keeps the last addresses: DNS trouble must not empty a cluster.
+    const kept = before?.name === name ? before.addresses : [];
+    const next = { name, addresses: addresses ?? kept, error };
+    this.resolved.set(k, next);
+    if (before?.name !== name || JSON.stringify(before.addresses) !== JSON.stringify(next.addresses)) this.emit('change');
+  }
+
+  private async refreshNames(): Promise<void> {
+    for (const [k, r] of this.records) if (!net.isIP(r.spec.address)) await this.resolveName(k, r.spec.address);
   }
 
   private onDelete(service: string, id: string): void {
@@ -93,6 +167,7 @@ export class Registry extends EventEmitter<{ change: [] }> {
     this.checkers.get(k)?.stop();
     this.checkers.delete(k);
     this.shared.delete(k);
+    this.resolved.delete(k);
     this.emit('change');
   }
 
@@ -132,19 +207,30 @@ export class Registry extends EventEmitter<{ change: [] }> {
     return this.state(key(r.service, r.id))?.health ?? 'unknown';
   }
 
-  /** Every registered instance as model endpoints (namespace default), healthy or not. */
+  /** The IP addresses an instance is served at: its own, or what its name resolved to. */
+  private addresses(r: StoredInstance): string[] {
+    if (net.isIP(r.spec.address)) return [r.spec.address];
+    const entry = this.resolved.get(key(r.service, r.id));
+    return entry?.name === r.spec.address ? entry.addresses : [];
+  }
+
+  /** Every registered instance as model endpoints (namespace default), healthy or not;
+   *  always IP addresses (a name not resolved yet has none). */
   endpoints(): Endpoint[] {
-    return [...this.records.values()].map((r) => ({
-      id: r.id,
-      service: r.service,
-      namespace: 'default',
-      address: r.spec.address,
-      port: r.spec.port,
-      labels: r.spec.labels,
-      zone: r.spec.zone,
-      health: this.health(r),
-      source: 'registry' as const,
-    }));
+    return [...this.records.values()].flatMap((r) => {
+      const addresses = this.addresses(r);
+      return addresses.map((address) => ({
+        id: addresses.length === 1 ? r.id : `${r.id}@${address}`,
+        service: r.service,
+        namespace: 'default',
+        address,
+        port: r.spec.port,
+        labels: r.spec.labels,
+        zone: r.spec.zone,
+        health: this.health(r),
+        source: 'registry' as const,
+      }));
+    });
   }
 
   view(service: string): InstanceView[] {
@@ -163,6 +249,9 @@ export class Registry extends EventEmitter<{ change: [] }> {
           lastCheck: state?.lastCheck,
           lastError: state?.lastError,
           check: r.spec.check?.kind,
+          ...(net.isIP(r.spec.address)
+            ? {}
+            : { resolved: this.addresses(r), ...(this.resolved.get(key(r.service, r.id))?.error ? { resolveError: this.resolved.get(key(r.service, r.id))!.error } : {}) }),
         };
       })
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -178,6 +267,7 @@ export class Registry extends EventEmitter<{ change: [] }> {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.refreshTimer);
     for (const c of this.checkers.values()) c.stop();
     this.checkers.clear();
     await this.store.close();

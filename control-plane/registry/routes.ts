@@ -3,11 +3,22 @@ import type { Endpoint } from '../model/types.ts';
 import { HttpError, type AdminRoute } from '../admin/router.ts';
 import type { Registry } from './registry.ts';
 import { checkInstanceId, checkServiceName, parseInstanceSpec, RegistrationError } from './spec.ts';
+import { StoreError, StoreUnavailableError } from './store.ts';
 
 export interface RegistryRouteOptions {
   /** Instances from EndpointSlice files, and services declared in config. */
   fileEndpoints: () => Endpoint[];
   declaredServices: () => string[];
+  log?: (line: string) => void;
+}
+
+/** A store that failed says why, to the caller (500, or 503 when it is away) and the log. */
+function storeFailure(err: unknown, what: string, log?: (line: string) => void): never {
+  if (err instanceof StoreError) {
+    log?.(`registry: ${what} failed: ${err.message}`);
+    throw new HttpError(err instanceof StoreUnavailableError ? 503 : 500, err.message, err.code);
+  }
+  throw err;
 }
 
 function validName(params: Record<string, string>): { service: string; id?: string } {
@@ -52,7 +63,7 @@ export function registryRoutes(registry: Registry, opts: RegistryRouteOptions): 
           return { status: created ? 201 : 200, json: { service, id, created } };
         } catch (err) {
           if (err instanceof RegistrationError) throw new HttpError(400, err.message, err.code);
-          throw err;
+          storeFailure(err, `PUT ${service}/${id}`, opts.log);
         }
       },
     },
@@ -62,7 +73,8 @@ export function registryRoutes(registry: Registry, opts: RegistryRouteOptions): 
       mutates: true,
       handler: async ({ params }) => {
         const { service, id } = validName(params);
-        if (!(await registry.deregister(service, id!))) throw new HttpError(404, `no registered instance ${id} of ${service}`, 'TESSERA_ERR_NOT_FOUND');
+        const deleted = await registry.deregister(service, id!).catch((err) => storeFailure(err, `DELETE ${service}/${id}`, opts.log));
+        if (!deleted) throw new HttpError(404, `no registered instance ${id} of ${service}`, 'TESSERA_ERR_NOT_FOUND');
         return { status: 200, json: { service, id, deleted: true } };
       },
     },
@@ -72,7 +84,7 @@ export function registryRoutes(registry: Registry, opts: RegistryRouteOptions): 
       mutates: true,
       handler: async ({ params }) => {
         const { service, id } = validName(params);
-        const result = await registry.heartbeat(service, id!);
+        const result = await registry.heartbeat(service, id!).catch((err) => storeFailure(err, `heartbeat ${service}/${id}`, opts.log));
         if (!result) throw new HttpError(404, `no registered instance ${id} of ${service}`, 'TESSERA_ERR_NOT_FOUND');
         if (result === 'not-ttl') throw new HttpError(400, `instance ${id} of ${service} has no ttl check to pass`, 'TESSERA_ERR_NOT_TTL');
         return { status: 200, json: { service, id, health: 'healthy' } };

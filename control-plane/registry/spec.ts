@@ -70,16 +70,26 @@ export function parseInstanceSpec(body: unknown): InstanceSpec {
   return spec;
 }
 
-function duration(value: unknown, field: string, fallback: number): number {
+/** Bounds that make sense for a check, and keep clear of Node's timer limit
+ *  (a delay past 2^31 ms fires after 1 ms: a huge interval would be a hot loop). */
+export const DURATION_BOUNDS: Record<'interval' | 'timeout' | 'ttl', { min: number; max: number; minText: string; maxText: string }> = {
+  interval: { min: 100, max: 24 * 3_600_000, minText: '100ms', maxText: '24h' },
+  timeout: { min: 10, max: 5 * 60_000, minText: '10ms', maxText: '5m' },
+  ttl: { min: 100, max: 24 * 3_600_000, minText: '100ms', maxText: '24h' },
+};
+
+function duration(value: unknown, field: keyof typeof DURATION_BOUNDS, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'string') throw new RegistrationError(`check.${field} must be a duration string like "1s"`);
+  let ms: number;
   try {
-    const ms = parseDuration(value);
-    if (ms <= 0) throw new Error('must be more than 0');
-    return ms;
+    ms = parseDuration(value);
   } catch (err) {
     throw new RegistrationError(`check.${field}: ${(err as Error).message}`);
   }
+  const b = DURATION_BOUNDS[field];
+  if (ms < b.min || ms > b.max) throw new RegistrationError(`check.${field} must be from ${b.minText} to ${b.maxText}, got ${JSON.stringify(value)}`);
+  return ms;
 }
 
 function threshold(value: unknown, field: string, fallback: number): number {
@@ -106,6 +116,10 @@ function parseCheck(check: unknown): CheckSpec & CheckTiming {
       if (typeof c.http !== 'string' || !c.http.startsWith('/')) throw new RegistrationError('check.http must be a path starting with /');
       const range = typeof c.expectedStatuses === 'string' ? /^(\d{3})-(\d{3})$/.exec(c.expectedStatuses) : c.expectedStatuses === undefined ? ['', '200', '399'] : null;
       if (!range) throw new RegistrationError('check.expectedStatuses must look like "200-399"');
+      const [low, high] = [Number(range[1]), Number(range[2])];
+      if (low < 100 || high > 599 || low > high) {
+        throw new RegistrationError(`check.expectedStatuses ${JSON.stringify(c.expectedStatuses)} must be a range of HTTP statuses from 100 to 599, lowest first (e.g. "200-399")`);
+      }
       if (c.host !== undefined && typeof c.host !== 'string') throw new RegistrationError('check.host must be a string');
       return { kind: 'http', path: c.http, host: c.host as string | undefined, expectedStatuses: [Number(range[1]), Number(range[2])], ...timing };
     }
@@ -117,6 +131,7 @@ function parseCheck(check: unknown): CheckSpec & CheckTiming {
       if (c.service !== undefined && typeof c.service !== 'string') throw new RegistrationError('check.service must be a string');
       return { kind: 'grpc', service: (c.service as string) ?? '', ...timing };
     default:
+      if (typeof c.ttl !== 'string') throw new RegistrationError('check.ttl must be a duration string like "10s"');
       return { kind: 'ttl', ttlMs: duration(c.ttl, 'ttl', 0), ...timing };
   }
 }

@@ -23,7 +23,15 @@ export interface StoreListener {
   rebalance?(): void;
 }
 
+/** Whether the store takes writes now; the reason is shown by /readyz. */
+export interface StoreStatus {
+  ok: boolean;
+  reason?: string;
+}
+
 export interface RegistryStore {
+  /** Healthy unless the store is known to be failing (a write failed, etcd is away). */
+  status?(): StoreStatus;
   /** Loads what is stored (calling listener.put for each) and keeps listening. */
   start(listener: StoreListener): Promise<void>;
   put(instance: StoredInstance): Promise<void>;
@@ -58,7 +66,12 @@ abstract class LocalStore implements RegistryStore {
 }
 
 export class StoreError extends Error {
-  readonly code = 'TESSERA_ERR_STORE';
+  readonly code: string = 'TESSERA_ERR_STORE';
+}
+
+/** The store cannot be reached now (etcd away): try again later (HTTP 503). */
+export class StoreUnavailableError extends StoreError {
+  override readonly code = 'TESSERA_ERR_STORE_UNAVAILABLE';
 }
 
 export class MemoryStore extends LocalStore {
@@ -72,16 +85,26 @@ export class MemoryStore extends LocalStore {
 
 const key = (service: string, id: string) => `${service}/${id}`;
 
+/** Each change is written on its own merits: a failed write fails the requests it
+ *  carried (with the reason) and leaves the file and the committed state as they
+ *  were, and the next write starts again from that state. Changes that arrive during
+ *  a write go out together in the next one. */
 export class FileStore extends LocalStore {
-  private readonly instances = new Map<string, StoredInstance>();
-  private writing: Promise<void> = Promise.resolve();
-  private dirty = false;
+  private committed = new Map<string, StoredInstance>();
+  private queue: { change: (m: Map<string, StoredInstance>) => void; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private draining?: Promise<void>;
+  private failure?: { since: string; reason: string };
+  private retryTimer?: NodeJS.Timeout;
 
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    private readonly log?: (line: string) => void,
+  ) {
     super();
   }
 
   async load(): Promise<StoredInstance[]> {
+    await this.removeLeftovers();
     let text: string;
     try {
       text = await fs.promises.readFile(this.file, 'utf8');
@@ -95,41 +118,101 @@ export class FileStore extends LocalStore {
     } catch (err) {
       throw new StoreError(`registry file ${this.file} is not valid JSON (${(err as Error).message}); move it aside to start empty`);
     }
-    for (const i of data.instances ?? []) this.instances.set(key(i.service, i.id), i);
-    return [...this.instances.values()];
+    for (const i of data.instances ?? []) this.committed.set(key(i.service, i.id), i);
+    return [...this.committed.values()];
+  }
+
+  /** Temp files of writes that a crash cut short (ours carry the writer's pid). */
+  private async removeLeftovers(): Promise<void> {
+    const dir = path.dirname(this.file);
+    const prefix = `${path.basename(this.file)}.tmp-`;
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (!name.startsWith(prefix)) continue;
+      const pid = Number(name.slice(prefix.length));
+      if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) continue; // another writer's, in progress
+      await fs.promises.rm(path.join(dir, name), { force: true, recursive: true }).catch(() => {});
+      this.log?.(`registry file: removed ${name}, left by an interrupted write`);
+    }
+  }
+
+  status(): StoreStatus {
+    return this.failure ? { ok: false, reason: `registry file ${this.file} cannot be written since ${this.failure.since}: ${this.failure.reason}` } : { ok: true };
   }
 
   put(instance: StoredInstance): Promise<void> {
-    this.instances.set(key(instance.service, instance.id), instance);
-    return this.flush();
+    return this.enqueue((m) => m.set(key(instance.service, instance.id), instance));
   }
 
   delete(service: string, id: string): Promise<void> {
-    this.instances.delete(key(service, id));
-    return this.flush();
+    return this.enqueue((m) => m.delete(key(service, id)));
   }
 
-  /** Writes are serialized; changes that arrive during a write go out in the next one. */
-  private flush(): Promise<void> {
-    this.dirty = true;
-    this.writing = this.writing.then(() => (this.dirty ? this.write() : undefined));
-    return this.writing;
+  private enqueue(change: (m: Map<string, StoredInstance>) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ change, resolve, reject });
+      this.draining ??= this.drain();
+    });
   }
 
-  private async write(): Promise<void> {
-    this.dirty = false;
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0);
+      const next = new Map(this.committed);
+      for (const op of batch) op.change(next);
+      try {
+        await this.write(next);
+        this.committed = next;
+        if (this.failure) this.log?.(`registry file ${this.file} written again (failing since ${this.failure.since})`);
+        this.failure = undefined;
+        for (const op of batch) op.resolve();
+      } catch (err) {
+        const reason = (err as Error).message;
+        if (!this.failure) this.failure = { since: new Date().toISOString(), reason };
+        else this.failure.reason = reason;
+        this.log?.(`registry file ${this.file}: write failed, ${batch.length} change(s) not stored: ${reason}`);
+        const error = new StoreError(`registry file ${this.file} cannot be written: ${reason}`);
+        for (const op of batch) op.reject(error);
+        this.retryLater();
+      }
+    }
+    this.draining = undefined;
+  }
+
+  /** While failing, try a write now and then, so readiness comes back by itself
+   *  once the disk is fixed (the committed state is what gets written). */
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.failure) this.enqueue(() => {}).catch(() => {});
+    }, 2000);
+    this.retryTimer.unref();
+  }
+
+  private async write(instances: Map<string, StoredInstance>): Promise<void> {
     const dir = path.dirname(this.file);
     await fs.promises.mkdir(dir, { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const body = JSON.stringify({ version: 1, instances: [...this.instances.values()] }, null, 2) + '\n';
-    const handle = await fs.promises.open(tmp, 'w');
+    const body = JSON.stringify({ version: 1, instances: [...instances.values()] }, null, 2) + '\n';
     try {
-      await handle.writeFile(body);
-      await handle.sync();
-    } finally {
-      await handle.close();
+      const handle = await fs.promises.open(tmp, 'w');
+      try {
+        await handle.writeFile(body);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.promises.rename(tmp, this.file);
+    } catch (err) {
+      await fs.promises.unlink(tmp).catch(() => {});
+      throw err;
     }
-    await fs.promises.rename(tmp, this.file);
     const dirHandle = await fs.promises.open(dir, 'r');
     try {
       await dirHandle.sync();
@@ -139,7 +222,17 @@ export class FileStore extends LocalStore {
   }
 
   async close(): Promise<void> {
-    await this.writing;
+    clearTimeout(this.retryTimer);
+    await this.draining;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

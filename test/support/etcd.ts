@@ -24,22 +24,46 @@ export function requireEtcd(t: ExecutionContext): boolean {
   return requireTool(t, findEtcd() !== undefined, 'etcd', 'apt-get install etcd-server');
 }
 
-export async function startEtcd(t: ExecutionContext): Promise<{ endpoint: string }> {
+export interface EtcdProcess {
+  endpoint: string;
+  /** SIGKILLs etcd (an outage, as a crash or a partition looks to its clients). */
+  kill: () => Promise<void>;
+  /** Starts it again on the same ports and data dir. */
+  restart: () => Promise<void>;
+}
+
+export async function startEtcd(t: ExecutionContext): Promise<EtcdProcess> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const dir = tempDir(t, 'tessera-etcd-');
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
-  const proc = startProcess(t, findEtcd()!, [
+  const args = [
     '--name', 'test', '--data-dir', dir,
     '--listen-client-urls', client, '--advertise-client-urls', client,
     '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `test=${peer}`, '--log-level', 'error',
-  ]);
-  await waitFor('etcd to be healthy', async () => {
-    if (proc.child.exitCode !== null) throw new Error(`etcd exited: ${proc.output()}`);
-    const res = await request(`${client}/health`);
-    return (await res.body.text()).includes('"true"');
-  }, 15_000);
-  return { endpoint: `127.0.0.1:${clientPort}` };
+  ];
+  const up = async () => {
+    const proc = startProcess(t, findEtcd()!, args);
+    await waitFor('etcd to be healthy', async () => {
+      if (proc.child.exitCode !== null) throw new Error(`etcd exited: ${proc.output()}`);
+      const res = await request(`${client}/health`);
+      return (await res.body.text()).includes('"true"');
+    }, 15_000);
+    return proc;
+  };
+  let proc = await up();
+  return {
+    endpoint: `127.0.0.1:${clientPort}`,
+    kill: async () => {
+      if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+      const exited = new Promise((r) => proc.child.once('exit', r));
+      process.kill(proc.child.pid!, 'SIGKILL');
+      await exited;
+    },
+    restart: async () => {
+      proc = await up();
+    },
+  };
 }

@@ -189,19 +189,19 @@ endpoints: [{addresses: ["10.0.0.300"]}]
 test('the watcher reports a change once, and not a rewrite with the same content', async (t) => {
   const d = dir(t, { 'a.yaml': services });
   const seen: number[] = [];
-  const w = watchConfigDir(d, (r) => seen.push(r.model.services.length), { debounceMs: 50 });
+  const w = watchConfigDir(d, (r) => seen.push(r.model.services.length), { debounceMs: 50, settleMs: 50, load: async (dir) => loadConfigDir(dir) });
   t.teardown(() => w.close());
   await new Promise((r) => setTimeout(r, 100));
   fs.writeFileSync(path.join(d, 'a.yaml'), services);
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 500));
   t.deepEqual(seen, [], 'an identical rewrite is not a change');
   fs.writeFileSync(path.join(d, 'a.yaml'), services.split('---').slice(0, 2).join('---'));
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 500));
   t.deepEqual(seen, [2]);
   // Editors that save by writing a temp file and renaming it over the original.
   fs.writeFileSync(path.join(d, '.a.yaml.swp'), services);
   fs.renameSync(path.join(d, '.a.yaml.swp'), path.join(d, 'a.yaml'));
-  await new Promise((r) => setTimeout(r, 400));
+  await new Promise((r) => setTimeout(r, 500));
   t.deepEqual(seen, [2, 3]);
 });
 

@@ -7,7 +7,7 @@ import { HealthImplementation } from 'grpc-health-check';
 import { HealthChecker, probe, type HealthState } from '../../control-plane/registry/health.ts';
 import { parseInstanceSpec } from '../../control-plane/registry/spec.ts';
 
-const fast = { interval: '50ms', timeout: '200ms' };
+const fast = { interval: '100ms', timeout: '200ms' };
 
 function checker(check: Record<string, unknown>, port: number) {
   const spec = parseInstanceSpec({ address: '127.0.0.1', port, check: { ...fast, ...check } });
@@ -16,7 +16,7 @@ function checker(check: Record<string, unknown>, port: number) {
   return { c, transitions };
 }
 
-const until = async (what: string, fn: () => boolean, ms = 3000) => {
+const until = async (what: string, fn: () => boolean, ms = 10_000) => {
   const deadline = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
@@ -55,8 +55,8 @@ test('an HTTP check with an expected status range and a Host header', async (t) 
   t.teardown(() => server.close());
   const port = (server.address() as net.AddressInfo).port;
   const spec = (extra: object) => parseInstanceSpec({ address: '127.0.0.1', port, check: { http: '/', ...extra } }).check!;
-  t.true((await probe(spec({ host: 'svc.local', expectedStatuses: '418-418' }), '127.0.0.1', port, 500)).ok);
-  t.false((await probe(spec({ host: 'svc.local' }), '127.0.0.1', port, 500)).ok);
+  t.true((await probe(spec({ host: 'svc.local', expectedStatuses: '418-418' }), '127.0.0.1', port, 2000)).ok);
+  t.false((await probe(spec({ host: 'svc.local' }), '127.0.0.1', port, 2000)).ok);
 });
 
 test('an HTTP check that hangs fails by its timeout', async (t) => {

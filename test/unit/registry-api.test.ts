@@ -93,12 +93,12 @@ test('with a token configured, a mutation without it or with a wrong one gets 40
 
 test('a heartbeat passes a TTL check; a missing instance is 404, a non-TTL one 400', async (t) => {
   const { call } = await start(t);
-  await call('PUT', '/api/v1/services/job/instances/j1', { address: '10.0.0.1', port: 80, check: { ttl: '300ms' } });
+  await call('PUT', '/api/v1/services/job/instances/j1', { address: '10.0.0.1', port: 80, check: { ttl: '2s' } });
   t.is((await call('GET', '/api/v1/services/job')).json.instances[0].health, 'unknown');
   t.is((await call('POST', '/api/v1/services/job/instances/j1/heartbeat')).status, 200);
   t.is((await call('GET', '/api/v1/services/job')).json.instances[0].health, 'healthy');
-  await new Promise((r) => setTimeout(r, 600));
-  t.like((await call('GET', '/api/v1/services/job')).json.instances[0], { health: 'unhealthy', lastError: 'no heartbeat within 300 ms' });
+  await new Promise((r) => setTimeout(r, 3000));
+  t.like((await call('GET', '/api/v1/services/job')).json.instances[0], { health: 'unhealthy', lastError: 'no heartbeat within 2000 ms' });
   t.is((await call('POST', '/api/v1/services/job/instances/nope/heartbeat')).status, 404);
   await call('PUT', '/api/v1/services/job/instances/j2', { address: '10.0.0.1', port: 80 });
   t.is((await call('POST', '/api/v1/services/job/instances/j2/heartbeat')).status, 400);
