@@ -1,5 +1,7 @@
 // `npm run bench`: runs every benchmark and writes JSON to bench/results/.
 // Sizes can be lowered for a quick look: BENCH_CLIENTS=200 npm run bench
+// `npm run bench -- --peer` runs only the side-by-side benchmark against
+// go-control-plane (bench/peer/peer.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +10,11 @@ import { churn, fanout } from './xds-fanout.ts';
 import { healthChecks } from './health-checks.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+if (process.argv.includes('--peer')) {
+  const { runPeer } = await import('./peer/peer.ts');
+  await runPeer(path.join(here, 'results'));
+  process.exit(0);
+}
 const clients = Number(process.env.BENCH_CLIENTS ?? 2000);
 
 const results: Record<string, unknown> = {

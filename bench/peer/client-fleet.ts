@@ -1,0 +1,115 @@
+// The simulated proxies, spread over child processes (one Node process cannot
+// keep up with thousands of streams on its own), armed and collected over IPC.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClientReport } from './clients.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Clients per child process (BENCH_PEER_CLIENTS_PER_PROCESS overrides). */
+export const CLIENTS_PER_PROCESS = Number(process.env.BENCH_PEER_CLIENTS_PER_PROCESS ?? 2500);
+
+export class ClientFleet {
+  private readonly children: ChildProcess[] = [];
+  private readonly inbox = new Map<ChildProcess, any[]>();
+  private readonly waiters: (() => void)[] = [];
+  private failure: Error | undefined;
+
+  private constructor(readonly clients: number) {}
+
+  /** Starts `clients` clients against 127.0.0.1:`port`; resolves once every one of
+   *  them has ACKed its first EDS response, with the time that took. */
+  static async connect(clients: number, mode: 'sotw' | 'delta', port: number, services: number, timeoutMs = 300_000) {
+    const fleet = new ClientFleet(clients);
+    const started = performance.now();
+    const processes = Math.ceil(clients / CLIENTS_PER_PROCESS);
+    for (let p = 0; p < processes; p++) {
+      const first = Math.floor((p * clients) / processes);
+      const count = Math.floor(((p + 1) * clients) / processes) - first;
+      // Each client holds a socket: raise the soft fd limit to the hard one (node's
+      // IPC channel fd and NODE_CHANNEL_FD survive the exec).
+      const args = ['--import', 'tsx', '--max-old-space-size=4096', path.join(here, 'clients.ts'), String(first), String(count), mode, String(port), String(services)];
+      const child = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh', process.execPath, ...args], {
+        cwd: path.resolve(here, '../..'),
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      fleet.children.push(child);
+      fleet.inbox.set(child, []);
+      child.on('message', (m) => {
+        fleet.inbox.get(child)!.push(m);
+        fleet.wake();
+      });
+      child.once('exit', (code, signal) => {
+        fleet.failure ??= new Error(`bench: a client process exited (${code ?? signal})`);
+        fleet.wake();
+      });
+    }
+    try {
+      await fleet.fromEach('ready', timeoutMs, `${clients} clients to connect and ACK their first EDS`);
+    } catch (err) {
+      fleet.close();
+      throw err;
+    }
+    return { fleet, connectMs: performance.now() - started, processes };
+  }
+
+  /** Tells every client which address the next change adds; resolves once all know. */
+  async arm(address: string): Promise<void> {
+    for (const c of this.children) c.send({ arm: { address } });
+    await this.fromEach('armed', 30_000, 'the clients to arm');
+  }
+
+  /** Waits until every client ACKed an EDS response holding the armed address. */
+  async converged(timeoutMs: number): Promise<void> {
+    await this.fromEach('converged', timeoutMs, `all ${this.clients} clients to ACK the change`);
+  }
+
+  /** What the clients saw since arming, merged over the processes. */
+  async collect(): Promise<ClientReport> {
+    for (const c of this.children) c.send({ collect: true });
+    const reports = (await this.fromEach('report', 60_000, 'the clients to report')).map((m) => m.report as ClientReport);
+    const merged: ClientReport = { ackedAt: [], resourceBytes: 0, responses: {}, streamErrors: 0 };
+    for (const r of reports) {
+      for (const t of r.ackedAt) merged.ackedAt.push(t);
+      merged.resourceBytes += r.resourceBytes;
+      merged.streamErrors += r.streamErrors;
+      for (const [type, n] of Object.entries(r.responses)) merged.responses[type] = (merged.responses[type] ?? 0) + n;
+    }
+    return merged;
+  }
+
+  close(): void {
+    for (const c of this.children) {
+      c.removeAllListeners('exit');
+      if (c.pid && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
+    }
+  }
+
+  private wake() {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The next message with key `key` from every child (consumed from their inboxes). */
+  private async fromEach(key: string, timeoutMs: number, what: string): Promise<any[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      if (this.children.every((c) => this.inbox.get(c)!.some((m) => key in m))) {
+        return this.children.map((c) => {
+          const box = this.inbox.get(c)!;
+          return box.splice(box.findIndex((m) => key in m), 1)[0];
+        });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`bench: timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 1000));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+}
