@@ -19,7 +19,7 @@ export class ClientFleet {
   private constructor(readonly clients: number) {}
 
   /** Starts `clients` clients against 127.0.0.1:`port`; resolves once every one of
-   *  them has ACKed its first EDS response, with the time that took. */
+   *  them has ACKed its first EDS and RDS responses, with the time that took. */
   static async connect(clients: number, mode: 'sotw' | 'delta', port: number, services: number, timeoutMs = 300_000) {
     const fleet = new ClientFleet(clients);
     const started = performance.now();
@@ -46,7 +46,7 @@ export class ClientFleet {
       });
     }
     try {
-      await fleet.fromEach('ready', timeoutMs, `${clients} clients to connect and ACK their first EDS`);
+      await fleet.fromEach('ready', timeoutMs, `${clients} clients to connect and ACK their first EDS and RDS`);
     } catch (err) {
       fleet.close();
       throw err;
@@ -77,6 +77,12 @@ export class ClientFleet {
       for (const [type, n] of Object.entries(r.responses)) merged.responses[type] = (merged.responses[type] ?? 0) + n;
     }
     return merged;
+  }
+
+  /** The client processes, for their CPU (/proc): clients that are saturated
+   *  slow both servers' convergence alike and hide the difference. */
+  get pids(): number[] {
+    return this.children.map((c) => c.pid!).filter(Boolean);
   }
 
   close(): void {

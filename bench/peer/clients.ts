@@ -66,14 +66,17 @@ function wants(typeUrl: string, anys: { type_url: string; value: Buffer }[]) {
 }
 
 // --- what the parent is waiting for ---
-let initialEds = 0;
+let initialized = 0;
 let needle: Buffer | undefined; // SocketAddress.address (field 2) holding the new address, as encoded
 let ackedAt: (number | undefined)[] = new Array(count);
 let converged = 0;
 let resourceBytes = 0;
 let responses: Record<string, number> = {};
 let streamErrors = 0;
+// Ready once every client ACKed its first EDS and RDS responses: a route table
+// still in flight when a change is armed would be counted as part of the change.
 const hadEds = new Array<boolean>(count).fill(false);
+const hadRds = new Array<boolean>(count).fill(false);
 
 /** Called after client `i` (its slot in this process) wrote its ACK of a response. */
 function acked(i: number, typeUrl: string, anys: { value: Buffer }[]) {
@@ -81,11 +84,12 @@ function acked(i: number, typeUrl: string, anys: { value: Buffer }[]) {
     responses[typeUrl] = (responses[typeUrl] ?? 0) + 1;
     for (const a of anys) resourceBytes += a.value.length;
   }
-  if (typeUrl !== TypeUrl.ClusterLoadAssignment) return;
-  if (!hadEds[i]) {
-    hadEds[i] = true;
-    if (++initialEds === count) process.send?.({ ready: count });
+  if (!(hadEds[i] && hadRds[i])) {
+    if (typeUrl === TypeUrl.ClusterLoadAssignment) hadEds[i] = true;
+    if (typeUrl === TypeUrl.RouteConfiguration) hadRds[i] = true;
+    if (hadEds[i] && hadRds[i] && ++initialized === count) process.send?.({ ready: count });
   }
+  if (typeUrl !== TypeUrl.ClusterLoadAssignment) return;
   if (needle && ackedAt[i] === undefined && anys.some((a) => a.value.includes(needle!))) {
     ackedAt[i] = now();
     if (++converged === count) process.send?.({ converged });

@@ -41,6 +41,10 @@ export interface ChangeFigures {
   pushes: number;
   pushesByType: Record<string, number>;
   converged: number;
+  /** CPU seconds of all client processes over the same window, and the wall time
+   *  of that window: clients near (processes x window) CPU were the bottleneck. */
+  clientCpuSeconds: number;
+  windowSeconds: number;
 }
 
 export interface PathFigures extends ChangeFigures {
@@ -66,12 +70,16 @@ export interface ServerFigures {
 async function measureChange(server: ServerUnderTest, fleet: ClientFleet, trigger: string, k: number, services: number): Promise<ChangeFigures> {
   const address = addedAddress(k);
   await fleet.arm(address);
+  const clientCpu = () => fleet.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const cpu0 = cpuSeconds(server.pid);
+  const clientCpu0 = clientCpu();
   const t = now();
   await server.triggers[trigger](k % services, address);
   await fleet.converged(CONVERGE_TIMEOUT_MS);
   await sleep(SETTLE_MS);
   const cpu = cpuSeconds(server.pid) - cpu0;
+  const clientCpuSeconds = clientCpu() - clientCpu0;
+  const windowSeconds = (now() - t) / 1000;
   const report = await fleet.collect();
   const latencies = report.ackedAt.map((at) => at - t).sort((a, b) => a - b);
   const byType = Object.fromEntries(Object.entries(report.responses).map(([type, n]) => [type.split('.').at(-1)!, n]));
@@ -82,6 +90,8 @@ async function measureChange(server: ServerUnderTest, fleet: ClientFleet, trigge
     pushes: Object.values(report.responses).reduce((a, b) => a + b, 0),
     pushesByType: byType,
     converged: latencies.length,
+    clientCpuSeconds: round(clientCpuSeconds, 2),
+    windowSeconds: round(windowSeconds, 2),
   };
 }
 
@@ -94,6 +104,8 @@ function medians(changes: ChangeFigures[]): PathFigures {
     pushes: m((c) => c.pushes),
     pushesByType: changes[Math.floor(changes.length / 2)].pushesByType,
     converged: Math.min(...changes.map((c) => c.converged)),
+    clientCpuSeconds: round(m((c) => c.clientCpuSeconds), 2),
+    windowSeconds: round(m((c) => c.windowSeconds), 2),
     changes,
   };
 }
@@ -103,7 +115,8 @@ async function measureServer(server: ServerUnderTest, mode: Mode, clients: numbe
     process.stderr.write(`bench: peer: ${server.name}, ${mode}, ${clients} clients connecting…\n`);
     const idle = memoryMb(server.pid);
     let k = 0;
-    const { fleet, connectMs, processes } = await ClientFleet.connect(clients, mode, server.xdsPort, services);
+    // Connecting is the slow part at 10,000 streams: allow 60 ms a client, 5 min at least.
+    const { fleet, connectMs, processes } = await ClientFleet.connect(clients, mode, server.xdsPort, services, Math.max(300_000, clients * 60));
     try {
       await sleep(1000);
       const paths: Record<string, PathFigures> = {};
@@ -158,15 +171,16 @@ function ratios(tessera: ServerFigures, peer: ServerFigures) {
 }
 
 function table(runs: any[]): string {
-  const rows: string[][] = [['mode', 'clients', 'server/path', 'conv p50 ms', 'conv p99 ms', 'max ms', 'CPU s', 'RSS MB', 'KB/client', 'bytes/change', 'pushes', 'connect s']];
+  const rows: string[][] = [['mode', 'clients', 'server/path', 'conv p50 ms', 'conv p99 ms', 'max ms', 'CPU s', 'RSS MB', 'KB/client', 'bytes/change', 'pushes', 'connect s', 'clients CPU s']];
   for (const run of runs) {
     const add = (name: string, s: ServerFigures, p: PathFigures) =>
       rows.push([run.mode, String(run.clients), name, String(p.convergenceMs.p50), String(p.convergenceMs.p99), String(p.convergenceMs.max),
-        String(p.cpuSeconds), String(s.rssMb), String(s.rssPerClientKb), String(p.bytes), String(p.pushes), String(round(s.connectMs / 1000))]);
+        String(p.cpuSeconds), String(s.rssMb), String(s.rssPerClientKb), String(p.bytes), String(p.pushes), String(round(s.connectMs / 1000)),
+        `${p.clientCpuSeconds} in ${p.windowSeconds}`]);
     add('go-control-plane', run.goControlPlane, run.goControlPlane.paths.http);
     for (const [p, f] of Object.entries(run.tessera.paths as Record<string, PathFigures>)) add(`tessera/${p}`, run.tessera, f);
     for (const [p, r] of Object.entries(run.ratios as Record<string, Record<string, number | null>>)) {
-      rows.push([run.mode, String(run.clients), `ratio ${p}/go`, `${r.convergenceP50}x`, `${r.convergenceP99}x`, '', `${r.cpuSeconds}x`, `${r.rss}x`, `${r.rssPerClient}x`, `${r.bytes}x`, '', '']);
+      rows.push([run.mode, String(run.clients), `ratio ${p}/go`, `${r.convergenceP50}x`, `${r.convergenceP99}x`, '', `${r.cpuSeconds}x`, `${r.rss}x`, `${r.rssPerClient}x`, `${r.bytes}x`, '', '', '']);
     }
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
