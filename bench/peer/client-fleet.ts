@@ -15,6 +15,7 @@ export class ClientFleet {
   private readonly inbox = new Map<ChildProcess, any[]>();
   private readonly waiters: (() => void)[] = [];
   private failure: Error | undefined;
+  private readonly progress = new Map<ChildProcess, { clients: number; ready: number; streamErrors: number }>();
 
   private constructor(readonly clients: number) {}
 
@@ -36,7 +37,8 @@ export class ClientFleet {
       });
       fleet.children.push(child);
       fleet.inbox.set(child, []);
-      child.on('message', (m) => {
+      child.on('message', (m: any) => {
+        if (m.progress) return void fleet.progress.set(child, m.progress);
         fleet.inbox.get(child)!.push(m);
         fleet.wake();
       });
@@ -45,11 +47,14 @@ export class ClientFleet {
         fleet.wake();
       });
     }
+    const report = setInterval(() => process.stderr.write(`bench: peer:   connecting: ${fleet.describeProgress()}\n`), 30_000);
     try {
       await fleet.fromEach('ready', timeoutMs, `${clients} clients to connect and ACK their first EDS and RDS`);
     } catch (err) {
       fleet.close();
-      throw err;
+      throw new Error(`${(err as Error).message}; ${fleet.describeProgress()}`);
+    } finally {
+      clearInterval(report);
     }
     return { fleet, connectMs: performance.now() - started, processes };
   }
@@ -90,6 +95,14 @@ export class ClientFleet {
       c.removeAllListeners('exit');
       if (c.pid && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
     }
+  }
+
+  /** "n of N clients ready, e stream errors", from the children's last progress. */
+  describeProgress(): string {
+    const all = [...this.progress.values()];
+    const ready = all.reduce((a, p) => a + p.ready, 0);
+    const errors = all.reduce((a, p) => a + p.streamErrors, 0);
+    return `${ready} of ${this.clients} clients ready, ${errors} stream errors`;
   }
 
   private wake() {

@@ -12,6 +12,7 @@
 //
 // IPC, parent -> child: {arm: {address}} | {collect: true}
 //        child -> parent: {ready: n} | {armed: true} | {converged: n} | {report: {...}}
+//                         | {progress: {clients, ready, streamErrors}} (every 5 s)
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../../protos/loader.ts';
 import { decodeAny } from '../../control-plane/xds/resources/codec.ts';
@@ -159,6 +160,9 @@ process.on('message', (m: any) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+// While connecting: how far this process got, for progress and timeout messages.
+const progress = setInterval(() => process.send?.({ progress: { clients: count, ready: initialized, streamErrors } }), 5000);
+progress.unref();
 
 // One channel per client: Envoys each have their own connection.
 for (let i = first; i < first + count; i++) {

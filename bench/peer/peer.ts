@@ -9,7 +9,8 @@
 // Env: BENCH_PEER_CLIENTS (default "2000,5000"; "0" skips), BENCH_PEER_MODES
 // ("sotw,delta"), BENCH_PEER_REPS (3), BENCH_PEER_SERVICES (100),
 // BENCH_PEER_ENDPOINTS (2), BENCH_PEER_10K=1 (also 10,000 clients on Tessera alone,
-// mode BENCH_PEER_10K_MODE, default delta), BENCH_PEER_CLIENTS_PER_PROCESS (2500).
+// mode BENCH_PEER_10K_MODE, default delta; connect timeout BENCH_PEER_10K_CONNECT_TIMEOUT_S,
+// default 1200), BENCH_PEER_CLIENTS_PER_PROCESS (2500).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,13 +111,16 @@ function medians(changes: ChangeFigures[]): PathFigures {
   };
 }
 
-async function measureServer(server: ServerUnderTest, mode: Mode, clients: number, services: number, reps: number): Promise<ServerFigures> {
+async function measureServer(server: ServerUnderTest, mode: Mode, clients: number, services: number, reps: number, connectTimeoutMs?: number): Promise<ServerFigures> {
   try {
     process.stderr.write(`bench: peer: ${server.name}, ${mode}, ${clients} clients connecting…\n`);
     const idle = memoryMb(server.pid);
     let k = 0;
-    // Connecting is the slow part at 10,000 streams: allow 60 ms a client, 5 min at least.
-    const { fleet, connectMs, processes } = await ClientFleet.connect(clients, mode, server.xdsPort, services, Math.max(300_000, clients * 60));
+    // Connecting is the slow part: allow 60 ms a client, 5 min at least.
+    const timeout = connectTimeoutMs ?? Math.max(300_000, clients * 60);
+    const { fleet, connectMs, processes } = await ClientFleet.connect(clients, mode, server.xdsPort, services, timeout).catch((err) => {
+      throw new Error(`${(err as Error).message}; server: ${openFds(server.pid)} open fds, ${memoryMb(server.pid).rss} MB RSS, ${round(cpuSeconds(server.pid))} CPU s`);
+    });
     try {
       await sleep(1000);
       const paths: Record<string, PathFigures> = {};
@@ -199,7 +203,8 @@ async function tenThousand(mode: Mode, services: number, perService: number) {
   try {
     const server = await startTessera(services, perService);
     const serverFdLimit = Number(fs.readFileSync(`/proc/${server.pid}/limits`, 'utf8').match(/Max open files\s+(\d+)/)?.[1]);
-    const figures = await measureServer({ ...server, triggers: { registry: server.triggers.registry } }, mode, clients, services, 1);
+    const connectTimeoutMs = Number(process.env.BENCH_PEER_10K_CONNECT_TIMEOUT_S ?? 1200) * 1000;
+    const figures = await measureServer({ ...server, triggers: { registry: server.triggers.registry } }, mode, clients, services, 1, connectTimeoutMs);
     return { mode, clients, ok: true, ...figures, limits: { ...limits, fdLimitOfServer: serverFdLimit } };
   } catch (err) {
     return { mode, clients, ok: false, error: (err as Error).message, limits };
