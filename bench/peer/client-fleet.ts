@@ -15,7 +15,7 @@ export class ClientFleet {
   private readonly inbox = new Map<ChildProcess, any[]>();
   private readonly waiters: (() => void)[] = [];
   private failure: Error | undefined;
-  private readonly progress = new Map<ChildProcess, { clients: number; ready: number; streamErrors: number }>();
+  private readonly progress = new Map<ChildProcess, { clients: number; ready: number; streamErrors: number; firstError?: string }>();
 
   private constructor(readonly clients: number) {}
 
@@ -97,12 +97,13 @@ export class ClientFleet {
     }
   }
 
-  /** "n of N clients ready, e stream errors", from the children's last progress. */
+  /** How many clients are ready and how many streams failed, from the children's last progress. */
   describeProgress(): string {
     const all = [...this.progress.values()];
     const ready = all.reduce((a, p) => a + p.ready, 0);
     const errors = all.reduce((a, p) => a + p.streamErrors, 0);
-    return `${ready} of ${this.clients} clients ready, ${errors} stream errors`;
+    const first = all.find((p) => p.firstError)?.firstError;
+    return `${ready} of ${this.clients} clients ready, ${errors} streams failed and reopened${first ? ` (first: ${first})` : ''}`;
   }
 
   private wake() {

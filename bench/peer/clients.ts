@@ -12,7 +12,7 @@
 //
 // IPC, parent -> child: {arm: {address}} | {collect: true}
 //        child -> parent: {ready: n} | {armed: true} | {converged: n} | {report: {...}}
-//                         | {progress: {clients, ready, streamErrors}} (every 5 s)
+//                         | {progress: {clients, ready, streamErrors, firstError}} (every 5 s)
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../../protos/loader.ts';
 import { decodeAny } from '../../control-plane/xds/resources/codec.ts';
@@ -26,7 +26,7 @@ export interface ClientReport {
   resourceBytes: number;
   /** Responses received by all clients since arming, per type URL. */
   responses: Record<string, number>;
-  /** Clients whose stream ended or failed. */
+  /** Streams that ended or failed (each is reopened after a backoff). */
   streamErrors: number;
 }
 
@@ -74,6 +74,7 @@ let converged = 0;
 let resourceBytes = 0;
 let responses: Record<string, number> = {};
 let streamErrors = 0;
+let firstError: string | undefined;
 // Ready once every client ACKed its first EDS and RDS responses: a route table
 // still in flight when a change is armed would be counted as part of the change.
 const hadEds = new Array<boolean>(count).fill(false);
@@ -97,7 +98,7 @@ function acked(i: number, typeUrl: string, anys: { value: Buffer }[]) {
   }
 }
 
-function sotwClient(client: grpc.Client, i: number, id: number) {
+function sotwClient(client: grpc.Client, i: number, id: number, attempt = 0) {
   const call = (client as any).StreamAggregatedResources() as grpc.ClientDuplexStream<any, any>;
   const names: Record<string, string[]> = {};
   call.on('data', (r: any) => {
@@ -113,12 +114,12 @@ function sotwClient(client: grpc.Client, i: number, id: number) {
       }
     }
   });
-  call.on('error', () => streamErrors++);
+  retryOnFailure(call, attempt, () => sotwClient(client, i, id, attempt + 1));
   call.write({ node: node(id), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
 }
 
-function deltaClient(client: grpc.Client, i: number, id: number) {
+function deltaClient(client: grpc.Client, i: number, id: number, attempt = 0) {
   const call = (client as any).DeltaAggregatedResources() as grpc.ClientDuplexStream<any, any>;
   const known: Record<string, Set<string>> = {};
   call.on('data', (r: any) => {
@@ -133,9 +134,26 @@ function deltaClient(client: grpc.Client, i: number, id: number) {
       if (fresh.length) call.write({ type_url: typeUrl, resource_names_subscribe: fresh });
     }
   });
-  call.on('error', () => streamErrors++);
+  retryOnFailure(call, attempt, () => deltaClient(client, i, id, attempt + 1));
   call.write({ node: node(id), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
+}
+
+/** Like Envoy, a client whose ADS stream failed (at 10,000 connections the server's
+ *  accept queue overflows and connects time out) opens a new one after a jittered,
+ *  growing backoff, and subscribes from scratch. */
+function retryOnFailure(call: grpc.ClientDuplexStream<any, any>, attempt: number, reopen: () => void) {
+  let done = false;
+  const again = (err?: Error) => {
+    if (done) return;
+    done = true;
+    streamErrors++;
+    if (err && !firstError) firstError = err.message;
+    const backoffMs = Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random());
+    setTimeout(reopen, backoffMs);
+  };
+  call.on('error', again);
+  call.on('end', () => again());
 }
 
 /** The bytes protobuf writes for `address: "<a>"` in a SocketAddress (field 2,
@@ -161,7 +179,7 @@ process.on('message', (m: any) => {
 });
 process.on('disconnect', () => process.exit(0));
 // While connecting: how far this process got, for progress and timeout messages.
-const progress = setInterval(() => process.send?.({ progress: { clients: count, ready: initialized, streamErrors } }), 5000);
+const progress = setInterval(() => process.send?.({ progress: { clients: count, ready: initialized, streamErrors, firstError } }), 5000);
 progress.unref();
 
 // One channel per client: Envoys each have their own connection.

@@ -253,6 +253,8 @@ export async function runPeer(outDir: string): Promise<void> {
     results.tenThousand = await tenThousand(mode, services, perService);
     process.stderr.write(`${JSON.stringify(results.tenThousand)}\n`);
   }
+  // Other work on the machine shows here: compare with loadAvg at the start.
+  results.loadAvgAtEnd = os.loadavg().map((l) => round(l, 2));
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `peer-${Date.now()}.json`);
   fs.writeFileSync(file, JSON.stringify(results, null, 2) + '\n');

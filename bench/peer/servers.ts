@@ -120,6 +120,9 @@ async function startServer(name: string, cmd: string, args: string[]) {
 }
 
 const killOnExit = new Set<ChildProcess>();
+// Ctrl-C or a kill of the harness still stops the servers (the 'exit' handler runs).
+process.once('SIGINT', () => process.exit(130));
+process.once('SIGTERM', () => process.exit(143));
 process.once('exit', () => {
   for (const c of killOnExit) if (c.pid && c.exitCode === null && c.signalCode === null) process.kill(c.pid, 'SIGKILL');
 });
