@@ -56,7 +56,7 @@ export class ClientFleet {
     } finally {
       clearInterval(report);
     }
-    return { fleet, connectMs: performance.now() - started, processes };
+    return { fleet, connectMs: performance.now() - started, processes, streamsReopened: fleet.streamsReopened() };
   }
 
   /** Tells every client which address the next change adds; resolves once all know. */
@@ -97,11 +97,16 @@ export class ClientFleet {
     }
   }
 
+  /** Streams that failed and were reopened so far (from the children's last progress). */
+  streamsReopened(): number {
+    return [...this.progress.values()].reduce((a, p) => a + p.streamErrors, 0);
+  }
+
   /** How many clients are ready and how many streams failed, from the children's last progress. */
   describeProgress(): string {
     const all = [...this.progress.values()];
     const ready = all.reduce((a, p) => a + p.ready, 0);
-    const errors = all.reduce((a, p) => a + p.streamErrors, 0);
+    const errors = this.streamsReopened();
     const first = all.find((p) => p.firstError)?.firstError;
     return `${ready} of ${this.clients} clients ready, ${errors} streams failed and reopened${first ? ` (first: ${first})` : ''}`;
   }

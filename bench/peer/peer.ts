@@ -63,6 +63,8 @@ export interface ServerFigures {
   peakRssMb: number;
   rssPerClientKb: number;
   openFds: number;
+  /** Client streams that failed while connecting and were reopened (accept queue overflow). */
+  streamsReopenedWhileConnecting: number;
   paths: Record<string, PathFigures>;
 }
 
@@ -118,7 +120,7 @@ async function measureServer(server: ServerUnderTest, mode: Mode, clients: numbe
     let k = 0;
     // Connecting is the slow part: allow 60 ms a client, 5 min at least.
     const timeout = connectTimeoutMs ?? Math.max(300_000, clients * 60);
-    const { fleet, connectMs, processes } = await ClientFleet.connect(clients, mode, server.xdsPort, services, timeout).catch((err) => {
+    const { fleet, connectMs, processes, streamsReopened } = await ClientFleet.connect(clients, mode, server.xdsPort, services, timeout).catch((err) => {
       throw new Error(`${(err as Error).message}; server: ${openFds(server.pid)} open fds, ${memoryMb(server.pid).rss} MB RSS, ${round(cpuSeconds(server.pid))} CPU s`);
     });
     try {
@@ -143,6 +145,7 @@ async function measureServer(server: ServerUnderTest, mode: Mode, clients: numbe
         peakRssMb: mem.peak,
         rssPerClientKb: round(((mem.rss - idle.rss) * 1024) / clients),
         openFds: openFds(server.pid),
+        streamsReopenedWhileConnecting: streamsReopened,
         paths,
       };
     } finally {
