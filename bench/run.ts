@@ -1,6 +1,8 @@
 // `npm run bench`: runs every benchmark and writes JSON to bench/results/.
 // Sizes can be lowered for a quick look: BENCH_CLIENTS=200 npm run bench
 // `npm run bench -- --soak` runs only the soak (SOAK_MINUTES, default 30).
+// `npm run bench -- --peer` runs only the side-by-side benchmark against
+// go-control-plane (bench/peer/peer.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +14,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 if (process.argv.includes('--soak')) {
   const { runSoak } = await import('./soak.ts');
   process.exit(await runSoak());
+}
+if (process.argv.includes('--peer')) {
+  const { runPeer } = await import('./peer/peer.ts');
+  await runPeer(path.join(here, 'results'));
+  process.exit(0);
 }
 const clients = Number(process.env.BENCH_CLIENTS ?? 2000);
 
