@@ -15,6 +15,8 @@ commands:
   get services|proxies [--admin URL] [-o json]
   proxy-status [--admin URL]
   config-dump NODE [--admin URL]
+  inject -f MANIFEST.yaml|- [--namespace NS] [--legacy-sidecar] [--image I] [--control-plane URL] [--xds HOST:PORT,…]
+  injector --listen ADDR:PORT --tls-cert-file F --tls-key-file F [--legacy-sidecar] [--image I] [--control-plane URL] [--xds HOST:PORT,…]
 `;
 
 export class UsageError extends Error {
@@ -52,6 +54,11 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'config-dump': {
       const { adminCommand } = await import('./admin-client.ts');
       return adminCommand(command, args);
+    }
+    case 'inject':
+    case 'injector': {
+      const { injectCommand, injectorCommand } = await import('./inject.ts');
+      return command === 'inject' ? injectCommand(args) : injectorCommand(args);
     }
     case undefined:
     case 'help':
