@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { tempDir } from './mesh.ts';
-import { freePort, requireTool, startProcess, waitFor } from './processes.ts';
+import { freePort, requireTool, startProcess, waitFor, type Owner } from './processes.ts';
 
 export function findEtcd(): string | undefined {
   try {
@@ -17,7 +17,7 @@ export function requireEtcd(t: ExecutionContext): boolean {
   return requireTool(t, findEtcd() !== undefined, 'etcd', 'apt-get install etcd-server');
 }
 
-export async function startEtcd(t: ExecutionContext): Promise<{ endpoint: string }> {
+export async function startEtcd(t: Owner): Promise<{ endpoint: string }> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const dir = tempDir(t, 'tessera-etcd-');
