@@ -49,6 +49,7 @@ const readyPromise = (async () => {
     for (const webhook of config.webhooks as { clientConfig: Record<string, unknown> }[]) {
       webhook.clientConfig = { url: `https://127.0.0.1:${port}/inject`, caBundle: fs.readFileSync(ca.cert).toString('base64') };
     }
+    config.metadata!.name = 'tessera-injector-e2e'; // the example's own is dry-run-created below
     await kube.create(config);
     await createNamespace(kube, 'meshed', { 'tessera.dev/inject': 'enabled' });
     await createNamespace(kube, 'plain');
@@ -252,7 +253,7 @@ test.serial('tessera inject output of every example manifest is accepted by the 
 
 test.serial('with the injector down and failurePolicy Ignore, pods are still created (without a sidecar)', async (t) => {
   if (!(await ready(t))) return;
-  const config = await kube.get({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'tessera-injector' } });
+  const config = await kube.get({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'tessera-injector-e2e' } });
   t.true(config.webhooks.every((w: { failurePolicy: string }) => w.failurePolicy === 'Ignore'));
   await injector.stop();
   assertUnchanged(t, await createPod('meshed'), 'webhook down');

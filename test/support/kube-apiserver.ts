@@ -143,6 +143,8 @@ export async function startKubeApiserver(owner: Owner): Promise<KubeApiserver> {
     `--secure-port=${port}`,
     '--bind-address=127.0.0.1',
     '--advertise-address=127.0.0.1',
+    // The `kubernetes` Service's endpoint reconciler refuses loopback addresses; nothing here needs it.
+    '--endpoint-reconciler-type=none',
     `--cert-dir=${path.join(dir, 'certs')}`,
     `--tls-cert-file=${serving.cert}`,
     `--tls-private-key-file=${serving.key}`,
@@ -161,11 +163,14 @@ export async function startKubeApiserver(owner: Owner): Promise<KubeApiserver> {
   const client = new KubeClient(url, token, caPem);
   owner.teardown(() => client.close());
   // ~20 s on an idle machine; much longer when the machine is loaded.
-  await waitFor('kube-apiserver /readyz', async () => {
-    if (proc.child.exitCode !== null) throw new Error(`kube-apiserver exited ${proc.child.exitCode}: ${proc.output().slice(-4000)}`);
-    const res = await client.call('GET', '/readyz');
-    return res.status === 200;
-  }, 180_000, 500);
+  const exited = new Promise<never>((_, reject) =>
+    proc.child.once('exit', (code, signal) => reject(new Error(`kube-apiserver exited (${code ?? signal}) before it was ready:\n${proc.output().slice(-4000)}`))),
+  );
+  exited.catch(() => {}); // only the race below reports it
+  await Promise.race([
+    exited,
+    waitFor('kube-apiserver /readyz', async () => (await client.call('GET', '/readyz')).status === 200, 180_000, 500),
+  ]);
   return { client, url, ca: caPem, process: proc };
 }
 
