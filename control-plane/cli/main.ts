@@ -17,6 +17,8 @@ commands:
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
+  inject -f MANIFEST.yaml|- [--namespace NS] [--legacy-sidecar] [--image I] [--control-plane URL] [--xds HOST:PORT,…]
+  injector --listen ADDR:PORT --tls-cert-file F --tls-key-file F [--legacy-sidecar] [--image I] [--control-plane URL] [--xds HOST:PORT,…]
 `;
 
 export class UsageError extends Error {
@@ -65,6 +67,11 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'config-dump': {
       const { adminCommand } = await import('./admin-client.ts');
       return adminCommand(command, args);
+    }
+    case 'inject':
+    case 'injector': {
+      const { injectCommand, injectorCommand } = await import('./inject.ts');
+      return command === 'inject' ? injectCommand(args) : injectorCommand(args);
     }
     case undefined:
     case 'help':

@@ -4,7 +4,7 @@ import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { findEnvoy } from '../../sidecar/agent/envoy.ts';
 import { tempDir } from './mesh.ts';
-import { freePort, requireTool, startProcess, testNeeding, waitFor } from './processes.ts';
+import { freePort, requireTool, startProcess, testNeeding, waitFor, type Owner } from './processes.ts';
 
 export function findEtcd(): string | undefined {
   try {
@@ -32,7 +32,7 @@ export interface EtcdProcess {
   restart: () => Promise<void>;
 }
 
-export async function startEtcd(t: ExecutionContext): Promise<EtcdProcess> {
+export async function startEtcd(t: Owner): Promise<EtcdProcess> {
   const clientPort = await freePort();
   const peerPort = await freePort();
   const dir = tempDir(t, 'tessera-etcd-');

