@@ -130,7 +130,7 @@ function deltaClient(client: grpc.Client, i: number, id: number, attempt = 0) {
       const typeUrl = r.type_url === TypeUrl.Cluster ? TypeUrl.ClusterLoadAssignment : TypeUrl.RouteConfiguration;
       const set = (known[typeUrl] ??= new Set());
       const fresh = wants(r.type_url, anys).map((n) => n.name).filter((n) => !set.has(n));
-      fresh.forEach((n) => set.add(n));
+      for (const n of fresh) set.add(n);
       if (fresh.length) call.write({ type_url: typeUrl, resource_names_subscribe: fresh });
     }
   });

@@ -1,5 +1,5 @@
 // A tiny router for the admin API: method + path pattern ({param}) -> handler.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 
 export interface AdminRequest {
   req: IncomingMessage;

@@ -97,6 +97,7 @@ async function printProxies(target: AdminTarget, json: boolean, out: NodeJS.Writ
 }
 
 async function printRoutes(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
+  // biome-ignore lint/suspicious/noExplicitAny: a resource's spec is only printed
   const config = await adminGet<{ resources: { kind: string; namespace: string; name: string; source?: string; spec: any }[] }>(target, '/api/v1/config');
   const routes = config.resources.filter((r) => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute');
   if (json) {

@@ -44,6 +44,7 @@ export interface ConvertContext {
   regexes: RegexUse[];
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: documents are checked against their JSON schema (ajv) before conversion
 type Doc = Record<string, any>;
 
 /** Istio users expect a route retry to cover connection failures and resets too. */
@@ -52,16 +53,21 @@ export const ROUTE_RETRY_ON = ['connect-failure', 'refused-stream', 'reset'];
 export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): void {
   switch (kind) {
     case 'Service':
-      return convertService(doc, ctx);
+      convertService(doc, ctx);
+      return;
     case 'EndpointSlice':
-      return convertEndpointSlice(doc, ctx);
+      convertEndpointSlice(doc, ctx);
+      return;
     case 'HTTPRoute':
     case 'GRPCRoute':
-      return convertRoute(kind, doc, ctx);
+      convertRoute(kind, doc, ctx);
+      return;
     case 'TrafficPolicy':
-      return convertTrafficPolicy(doc, ctx);
+      convertTrafficPolicy(doc, ctx);
+      return;
     case 'MeshConfig':
-      return convertMeshConfig(doc, ctx);
+      convertMeshConfig(doc, ctx);
+      return;
   }
 }
 

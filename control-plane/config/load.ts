@@ -212,6 +212,7 @@ function validateDocument(value: unknown, ctx: ConvertContext): void {
     }
     return;
   }
+  // biome-ignore lint/suspicious/noExplicitAny: the document passed its JSON schema (ajv) above
   convertDocument(kind, value as Record<string, any>, ctx);
 }
 

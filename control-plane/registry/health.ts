@@ -61,6 +61,7 @@ function probeTcp(address: string, port: number, timeoutMs: number): Promise<Pro
 function probeGrpc(service: string, address: string, port: number, timeoutMs: number): Promise<ProbeResult> {
   const client = new HealthClient(`${net.isIPv6(address) ? `[${address}]` : address}:${port}`, grpc.credentials.createInsecure());
   return new Promise((resolve) => {
+    // biome-ignore lint/suspicious/noExplicitAny: grpc-health-check's client is generated without method types
     (client as any).check({ service }, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, reply: { status: string }) => {
       client.close();
       if (err) resolve({ ok: false, error: `gRPC ${grpc.status[err.code]}: ${err.details}` });

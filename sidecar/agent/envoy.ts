@@ -24,6 +24,7 @@ export interface EnvoyHandle {
 
 export function runEnvoy(opts: {
   envoy: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a bootstrap this package built (sidecar/bootstrap)
   bootstrap: Record<string, any>;
   workDir: string;
   logLevel?: string;

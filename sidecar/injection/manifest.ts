@@ -54,7 +54,7 @@ export function injectManifest(text: string, file: string, options: InjectOption
         errors.push(`${file}:${line}: ${where}: no pod template at ${templatePath.join('.') || '(root)'} with spec.containers`);
         continue;
       }
-      let result;
+      let result: ReturnType<typeof injectPodTemplate> | undefined;
       try {
         result = injectPodTemplate(template, { namespace: meta.namespace ?? options.namespace, workloadName: meta.name }, options);
       } catch (err) {

@@ -118,11 +118,11 @@ export function parseSettings(template: PodTemplate, defaults: { workloadName?: 
 /** TCP ports the app containers declare, with where each is declared. */
 function appContainerPorts(template: PodTemplate): { port: number; where: string }[] {
   const out: { port: number; where: string }[] = [];
-  template.spec.containers.forEach((c, i) =>
-    (c.ports ?? []).forEach((p, j) => {
+  for (const [i, c] of template.spec.containers.entries()) {
+    for (const [j, p] of (c.ports ?? []).entries()) {
       if ((p.protocol ?? 'TCP') === 'TCP') out.push({ port: p.containerPort, where: `spec.containers[${i}].ports[${j}].containerPort` });
-    }),
-  );
+    }
+  }
   return out;
 }
 

@@ -4,9 +4,8 @@
 // config throughout.
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
 import { request } from 'undici';
-import { envoyHosts, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
+import { envoyTest, envoyHosts, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
 
 const CLUSTER = 'outbound|80||api.default';
@@ -47,7 +46,7 @@ interface ConfigView {
   errors: { file: string; line: number; message: string }[];
 }
 
-test.serial('bad config files never take the control plane down, and Envoy serves the last good config throughout', async (t) => {
+envoyTest.serial('bad config files never take the control plane down, and Envoy serves the last good config throughout', async (t) => {
   if (!requireEnvoy(t)) return;
   const backends = await Promise.all([0, 1, 2, 3, 4].map((i) => startBackend(t, `b${i}`)));
   const ports = backends.map((b) => b.port);

@@ -2,14 +2,13 @@
 // it, so Envoy gets an IP address (no NACK) and the traffic is served.
 import fs from 'node:fs';
 import path from 'node:path';
-import test from 'ava';
 import { request } from 'undici';
-import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir } from '../support/mesh.ts';
+import { envoyTest, envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tally, tempDir } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
 
 const CLUSTER = 'outbound|80||api.default';
 
-test.serial('an instance registered as localhost is served through Envoy with no NACK, and an unresolvable name gets 400', async (t) => {
+envoyTest.serial('an instance registered as localhost is served through Envoy with no NACK, and an unresolvable name gets 400', async (t) => {
   if (!requireEnvoy(t)) return;
   const dir = tempDir(t);
   fs.writeFileSync(path.join(dir, 'api.yaml'), REGISTRY_API_CONFIG);

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
-import { requireEtcd, startEtcd } from '../support/etcd.ts';
+import { etcdEnvoyTest, requireEtcd, startEtcd } from '../support/etcd.ts';
 import { envoyHosts, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, startEnvoy, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, startProcess, waitFor } from '../support/processes.ts';
 import { tesseraBin } from '../support/mesh.ts';
@@ -95,11 +95,11 @@ async function outage(t: ExecutionContext, seconds: number, replicaCount: number
   }
 }
 
-test.serial('etcd killed for 5 s: the control plane serves on, reports not ready, refuses writes with 503, and resyncs', async (t) => {
+etcdEnvoyTest.serial('etcd killed for 5 s: the control plane serves on, reports not ready, refuses writes with 503, and resyncs', async (t) => {
   await outage(t, 5, 1);
 });
 
-test.serial('etcd killed for 60 s under two replicas: both outlive their leases, keep serving, and converge when etcd returns', async (t) => {
+etcdEnvoyTest.serial('etcd killed for 60 s under two replicas: both outlive their leases, keep serving, and converge when etcd returns', async (t) => {
   t.timeout(240_000);
   await outage(t, 60, 2);
 });

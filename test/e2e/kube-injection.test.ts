@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import { Agent, request } from 'undici';
 import YAML from 'yaml';
 import { makeCa, makeServerCert } from '../support/certs.ts';
-import { createDefaultServiceAccount, createNamespace, findKubeApiserver, KubeApiError, requireKubeApiserver, startKubeApiserver, type KubeClient, type KubeObject } from '../support/kube-apiserver.ts';
+import { createDefaultServiceAccount, createNamespace, findKubeApiserver, KubeApiError, kubeTest, requireKubeApiserver, startKubeApiserver, type KubeClient, type KubeObject } from '../support/kube-apiserver.ts';
 import { repoRoot, tempDir, tesseraBin } from '../support/mesh.ts';
 import { freePort, startProcess, waitFor, type Owner, type Started } from '../support/processes.ts';
 
@@ -128,7 +128,7 @@ function assertUnchanged(t: ExecutionContext, stored: any, what: string) {
   t.like(stored.spec.containers[0].livenessProbe, { httpGet: { path: '/healthz', port: 'http' } }, what);
 }
 
-test.serial('a Pod in a namespace labelled tessera.dev/inject: enabled is stored with the native sidecar, tessera-init and rewritten probes', async (t) => {
+kubeTest.serial('a Pod in a namespace labelled tessera.dev/inject: enabled is stored with the native sidecar, tessera-init and rewritten probes', async (t) => {
   if (!(await ready(t))) return;
   const stored = await createPod('meshed');
   t.deepEqual(names(stored.spec.initContainers), ['tessera-init', 'tessera-proxy', 'migrate']);
@@ -153,7 +153,7 @@ test.serial('a Pod in a namespace labelled tessera.dev/inject: enabled is stored
   t.like(JSON.parse(stored.metadata.annotations['tessera.dev/status']), { mode: 'native', initContainers: ['tessera-init', 'tessera-proxy'] });
 });
 
-test.serial('pods in an unlabelled namespace, opted out, in kube-system or with hostNetwork are stored unchanged', async (t) => {
+kubeTest.serial('pods in an unlabelled namespace, opted out, in kube-system or with hostNetwork are stored unchanged', async (t) => {
   if (!(await ready(t))) return;
   assertUnchanged(t, await createPod('plain'), 'unlabelled namespace');
   assertUnchanged(t, await createPod('meshed', { metadata: { annotations: { 'tessera.dev/inject': 'false' } } }), 'annotation "false"');
@@ -162,20 +162,20 @@ test.serial('pods in an unlabelled namespace, opted out, in kube-system or with 
   assertUnchanged(t, await createPod('meshed', { spec: { hostNetwork: true } }), 'hostNetwork');
 });
 
-test.serial('a pod labelled tessera.dev/inject: enabled is injected in an unlabelled namespace', async (t) => {
+kubeTest.serial('a pod labelled tessera.dev/inject: enabled is injected in an unlabelled namespace', async (t) => {
   if (!(await ready(t))) return;
   const stored = await createPod('plain', { metadata: { labels: { app: 'web', 'tessera.dev/inject': 'enabled' } } });
   t.deepEqual(names(stored.spec.initContainers), ['tessera-init', 'tessera-proxy', 'migrate']);
 });
 
-test.serial('a pod with a bad tessera.dev annotation is refused with a message naming it', async (t) => {
+kubeTest.serial('a pod with a bad tessera.dev annotation is refused with a message naming it', async (t) => {
   if (!(await ready(t))) return;
   const err = await t.throwsAsync(createPod('meshed', { metadata: { annotations: { 'tessera.dev/exclude-outbound-ports': '5432,postgres' } } }), { instanceOf: KubeApiError });
   t.is(err!.status, 400);
   t.regex(err!.message, /Tessera cannot inject pod meshed\/web-\*: metadata\.annotations\["tessera\.dev\/exclude-outbound-ports"\]: "postgres" is not a port number/);
 });
 
-test.serial("a Deployment's and a Job's pods get the native sidecar, named after their workload", async (t) => {
+kubeTest.serial("a Deployment's and a Job's pods get the native sidecar, named after their workload", async (t) => {
   if (!(await ready(t))) return;
   const [deployment, job] = exampleDocs('demo-app.yaml').filter((d) => d.kind === 'Deployment' || d.kind === 'Job');
   for (const workload of [deployment, job]) workload.metadata!.namespace = 'meshed';
@@ -221,7 +221,7 @@ test.serial("a Deployment's and a Job's pods get the native sidecar, named after
   t.is(envOf(stored.spec.initContainers[1]).TESSERA_SERVICE, 'reviews-smoke-test');
 });
 
-test.serial('tessera inject output of every example manifest is accepted by the API server, and injecting it again changes nothing', async (t) => {
+kubeTest.serial('tessera inject output of every example manifest is accepted by the API server, and injecting it again changes nothing', async (t) => {
   if (!(await ready(t))) return;
   const files = fs.readdirSync(examplesDir).filter((f) => f.endsWith('.yaml')).sort();
   t.true(files.length >= 3);
@@ -251,7 +251,7 @@ test.serial('tessera inject output of every example manifest is accepted by the 
   }
 });
 
-test.serial('with the injector down and failurePolicy Ignore, pods are still created (without a sidecar)', async (t) => {
+kubeTest.serial('with the injector down and failurePolicy Ignore, pods are still created (without a sidecar)', async (t) => {
   if (!(await ready(t))) return;
   const config = await kube.get({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', metadata: { name: 'tessera-injector-e2e' } });
   t.true(config.webhooks.every((w: { failurePolicy: string }) => w.failurePolicy === 'Ignore'));

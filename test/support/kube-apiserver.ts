@@ -7,9 +7,9 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { Agent, request } from 'undici';
 import { makeCa, makeServerCert, makeServiceAccountKeys } from './certs.ts';
-import { startEtcd } from './etcd.ts';
+import { findEtcd, startEtcd } from './etcd.ts';
 import { repoRoot, tempDir } from './mesh.ts';
-import { freePort, requireTool, startProcess, waitFor, type Owner, type Started } from './processes.ts';
+import { freePort, requireTool, startProcess, testNeeding, waitFor, type Owner, type Started } from './processes.ts';
 
 /** Where build-apiserver.sh puts the binary: keyed by the wrapper module's files. */
 export function kubeApiserverPath(): string {
@@ -31,6 +31,9 @@ export function findKubeApiserver(): string | undefined {
     return undefined;
   }
 }
+
+/** Declares tests that need the kube-apiserver binary and etcd (skipped when missing outside CI). */
+export const kubeTest = testNeeding({ 'kube-apiserver': findKubeApiserver() !== undefined, etcd: findEtcd() !== undefined });
 
 export function requireKubeApiserver(t: ExecutionContext): boolean {
   return requireTool(t, findKubeApiserver() !== undefined, `kube-apiserver (${kubeApiserverPath()})`, 'bash test/kube/build-apiserver.sh');
