@@ -2,10 +2,10 @@
 // No I/O, no clock, no globals. (Implementation: see the files beside this one.)
 import type { Endpoint, MeshModel, ProxyContext } from '../model/types.ts';
 import { TypeUrl, type ResourceTypeUrl } from '../xds/resources/type-urls.ts';
-import { inboundCluster, outboundClusters } from './clusters.ts';
+import { inboundCluster, outboundClusters, passthroughCluster } from './clusters.ts';
 import { buildContext, byName } from './context.ts';
 import { loadAssignments } from './endpoints.ts';
-import { apiListeners, inboundListener, outboundListener } from './listeners.ts';
+import { apiListeners, inboundCaptureListener, inboundListener, outboundListener } from './listeners.ts';
 import { outboundRouteConfiguration, proxylessRouteConfigurations } from './routes.ts';
 
 /** One Envoy resource in protobufjs object form (see xds/resources/codec.ts). */
@@ -31,9 +31,8 @@ export function translate(input: TranslateInput): ResourceSet {
   const listeners: NamedResource[] = [];
   const routeConfigs: NamedResource[] = [];
   if (ctx.proxy.kind === 'sidecar') {
-    const inbound = inboundCluster(ctx);
-    if (inbound) clusters.push(inbound);
-    listeners.push(...present(outboundListener(ctx), inboundListener(ctx)));
+    clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx)));
+    listeners.push(...present(outboundListener(ctx), inboundListener(ctx), inboundCaptureListener(ctx)));
     routeConfigs.push(outboundRouteConfiguration(ctx));
   } else {
     listeners.push(...apiListeners(ctx));

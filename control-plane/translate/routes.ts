@@ -2,11 +2,14 @@
 // port) and, for proxyless gRPC, one RouteConfiguration per service port.
 import type { MeshService, ServicePort } from '../model/types.ts';
 import { byName, isHttpPort, type Proto, type TranslateContext } from './context.ts';
+import { duration } from './duration.ts';
 import type { NamedResource } from './index.ts';
 import {
   CLUSTER_DOMAIN,
   OUTBOUND_HTTP_ROUTE_CONFIG,
   outboundClusterName,
+  PASSTHROUGH_CLUSTER,
+  PASSTHROUGH_VIRTUAL_HOST,
   proxylessRouteConfigName,
   virtualHostName,
 } from './names.ts';
@@ -23,6 +26,15 @@ export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource
     if (domains.length === 0) return [];
     return [{ name: virtualHostName(service.name, service.namespace, port.port), domains, routes: routesFor(ctx, service, port) }];
   });
+  if (ctx.proxy.kind === 'sidecar' && ctx.proxy.capture) {
+    // Captured HTTP to a host the mesh does not know goes where the app sent it.
+    // Envoy picks `*` only when no other domain matches, whatever the order.
+    virtualHosts.push({
+      name: PASSTHROUGH_VIRTUAL_HOST,
+      domains: ['*'],
+      routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
+    });
+  }
   const name = OUTBOUND_HTTP_ROUTE_CONFIG;
   return { name, resource: { name, virtual_hosts: byName(virtualHosts) } };
 }

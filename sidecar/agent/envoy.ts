@@ -28,17 +28,27 @@ export function runEnvoy(opts: {
   workDir: string;
   logLevel?: string;
   stdio?: 'inherit' | 'pipe' | 'ignore';
+  /** How long Envoy's graceful listener drain lasts (--drain-time-s); default 2. */
+  drainTimeS?: number;
+  /** Run Envoy under this identity (the capture rules exclude the proxy's uid and gid). */
+  uid?: number;
+  gid?: number;
 }): EnvoyHandle {
   fs.mkdirSync(opts.workDir, { recursive: true });
   const bootstrapPath = path.join(opts.workDir, 'envoy-bootstrap.json');
   fs.writeFileSync(bootstrapPath, JSON.stringify(opts.bootstrap, null, 2));
+  if (opts.uid !== undefined) {
+    // Envoy runs under another uid: it must be able to read its bootstrap.
+    fs.chmodSync(opts.workDir, 0o755);
+    fs.chmodSync(bootstrapPath, 0o644);
+  }
   const admin = opts.bootstrap.admin.address.socket_address;
   const adminUrl = `http://${admin.address}:${admin.port_value}`;
   const child = spawn(
     opts.envoy,
     // No hot restart: several Envoys share a machine without --base-id juggling.
-    ['-c', bootstrapPath, '--disable-hot-restart', '--concurrency', '1', '-l', opts.logLevel ?? 'warning', '--drain-time-s', '2'],
-    { stdio: ['ignore', opts.stdio ?? 'pipe', opts.stdio ?? 'pipe'] },
+    ['-c', bootstrapPath, '--disable-hot-restart', '--concurrency', '1', '-l', opts.logLevel ?? 'warning', '--drain-time-s', String(opts.drainTimeS ?? 2)],
+    { stdio: ['ignore', opts.stdio ?? 'pipe', opts.stdio ?? 'pipe'], uid: opts.uid, gid: opts.gid },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
