@@ -122,6 +122,18 @@ test.serial('Envoy killed with SIGKILL: the agent restarts it, /ready comes back
   }, 30_000, 250);
   t.deepEqual(counts, { 'api-1': 20 });
   t.is(side.process.child.exitCode, null, 'the agent itself kept running');
+
+  // The other way round: an agent killed outright takes its Envoy with it.
+  side.process.child.kill('SIGKILL');
+  await waitFor('the orphaned Envoy to exit', () => {
+    try {
+      process.kill(after.envoyPid!, 0);
+      return false;
+    } catch {
+      return true;
+    }
+  }, 10_000);
+  t.pass();
 });
 
 test('bad flags are refused with every mistake named and exit code 2', async (t) => {
