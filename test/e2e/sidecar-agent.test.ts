@@ -98,14 +98,25 @@ test.serial('drain: SIGTERM under ~50 req/s loses no request, the instance gets 
   t.true(load.outcomes.filter((o) => o.at > exit.at).every((o) => o.backend === 'api-1'));
 });
 
-test.serial('Envoy killed with SIGKILL: the agent restarts it, /ready comes back, and traffic recovers', async (t) => {
+test.serial('the app probes on the probe port come from the app; Envoy killed with SIGKILL is restarted, /ready comes back and traffic recovers; a killed agent takes Envoy with it', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await meshWithApi(t);
   const client = await startSidecar(t, { service: 'client', appPort: await freePort(), inbound: false, controlPlane: cp, extraArgs: ['--no-register', '--health-check', 'none'] });
   const app = await startBackend(t, 'api-1');
-  const side = await startSidecar(t, { service: 'api', appPort: app.port, controlPlane: cp });
+  const probes = { '/app-health/api/livez': { httpGet: { path: '/healthz', port: app.port } }, '/app-health/api/readyz': { tcpSocket: { port: app.port } } };
+  const side = await startSidecar(t, { service: 'api', appPort: app.port, controlPlane: cp, env: { TESSERA_APP_PROBES: JSON.stringify(probes) } });
   await Promise.all([client.waitReady(), side.waitReady()]);
   await waitFor('api-1 to serve', async () => (await tally(client.outboundPort, 'api', 1))['api-1'] === 1, 20_000);
+  // The app's rewritten probes answer on the probe port, from the app itself.
+  app.behaviour = (req) => (req.url === '/healthz' ? { status: 503 } : undefined);
+  const probe = async (p: string) => {
+    const res = await request(side.probeUrl + p);
+    await res.body.dump();
+    return res.statusCode;
+  };
+  t.deepEqual([await probe('/app-health/api/livez'), await probe('/app-health/api/readyz'), await probe('/app-health/api/startupz')], [503, 200, 404]);
+  app.behaviour = () => undefined;
+  t.is(await probe('/app-health/api/livez'), 200);
 
   const before = await side.status();
   t.truthy(before.envoyPid);

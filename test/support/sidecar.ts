@@ -7,6 +7,7 @@ import { freePort, startProcess, waitFor, type Started } from './processes.ts';
 export interface SidecarProcess {
   process: Started;
   statusUrl: string;
+  probeUrl: string;
   adminUrl: string;
   outboundPort: number;
   inboundPort?: number;
@@ -27,6 +28,7 @@ export async function startSidecar(
     controlPlane: { adminPort: number; xdsPort: number };
     instanceId?: string;
     extraArgs?: string[];
+    env?: NodeJS.ProcessEnv;
   },
 ): Promise<SidecarProcess> {
   const [adminPort, statusPort, probePort, outboundPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
@@ -47,7 +49,7 @@ export async function startSidecar(
     ...(inboundPort ? ['--inbound-port', String(inboundPort)] : []),
     ...(opts.extraArgs ?? []),
   ];
-  const proc = startProcess(t, process.execPath, args);
+  const proc = startProcess(t, process.execPath, args, { env: opts.env });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
     proc.child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );
@@ -68,6 +70,7 @@ export async function startSidecar(
   return {
     process: proc,
     statusUrl,
+    probeUrl: `http://127.0.0.1:${probePort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
     outboundPort,
     inboundPort,
