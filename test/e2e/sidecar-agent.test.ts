@@ -157,3 +157,18 @@ test('bad flags are refused with every mistake named and exit code 2', async (t)
   t.regex(res.stderr, /--drain-timeout .* must be a duration like 10s, got "soon"/);
   t.regex(res.stderr, /--xds-mode must be sotw or delta/);
 });
+
+test('an Envoy that dies at every start is restarted with backoff, then the agent gives up with exit code 3 and never reports ready', async (t) => {
+  const appPort = await freePort();
+  const side = await startSidecar(t, { service: 'api', appPort, controlPlane: { adminPort: await freePort(), xdsPort: await freePort() }, extraArgs: ['--envoy', '/bin/false'] });
+  let everReady = false;
+  const poll = setInterval(async () => (everReady ||= (await side.readyStatus()) === 200), 100);
+  const exit = await side.exited;
+  clearInterval(poll);
+  t.is(exit.code, 3);
+  t.false(everReady);
+  const out = side.process.output();
+  t.is(out.match(/restarting in \d+ ms/g)?.length, 4, 'four restarts before giving up on the fifth death');
+  t.regex(out, /restarting in 200 ms[\s\S]*restarting in 400 ms[\s\S]*restarting in 800 ms[\s\S]*restarting in 1600 ms/);
+  t.regex(out, /giving up: envoy exited 5 times in a row before becoming ready/);
+});
