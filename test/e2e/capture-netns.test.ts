@@ -132,7 +132,7 @@ spec:
   - backendRefs: [{name: b-v1, port: 80, weight: 50}, {name: b-v2, port: 80, weight: 50}]
 `);
   // On the host side of the bridge, the only address both namespaces reach.
-  const cp = await startControlPlaneProcess(t, { configDir: dir, address: hosts.hostIp });
+  const cp = await startControlPlaneProcess(t, { configDir: dir, address: hosts.hostIp, readyTimeoutMs: 60_000 });
   const cpAdmin = cp.adminUrl;
 
   const inNsProcess = (ns: string, args: string[]) => startProcess(t, 'ip', ['netns', 'exec', ns, ...args], { env: noProxyEnv() });

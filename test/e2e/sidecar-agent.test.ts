@@ -11,7 +11,7 @@ import { startSidecar, steadyLoad } from '../support/sidecar.ts';
 async function meshWithApi(t: any) {
   const dir = tempDir(t);
   fs.writeFileSync(path.join(dir, 'api.yaml'), REGISTRY_API_CONFIG);
-  return startControlPlaneProcess(t, { configDir: dir });
+  return startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000 });
 }
 
 /** The client's Envoy's view of the api cluster (address:port of each host). */

@@ -79,7 +79,7 @@ export interface ControlPlaneProcess {
 
 export async function startControlPlaneProcess(
   t: ExecutionContext,
-  opts: { configDir?: string; extraArgs?: string[]; xdsPort?: number; adminPort?: number; address?: string } = {},
+  opts: { configDir?: string; extraArgs?: string[]; xdsPort?: number; adminPort?: number; address?: string; readyTimeoutMs?: number } = {},
 ): Promise<ControlPlaneProcess> {
   const address = opts.address ?? '127.0.0.1';
   const xdsPort = opts.xdsPort ?? (await freePort());
@@ -99,7 +99,7 @@ export async function startControlPlaneProcess(
     const res = await request(`${adminUrl}/readyz`);
     await res.body.dump();
     return res.statusCode === 200;
-  }, 20_000).catch((err) => {
+  }, opts.readyTimeoutMs ?? 20_000).catch((err) => {
     throw new Error(`${err.message}\n${proc.output()}`);
   });
   t.teardown(() => {
