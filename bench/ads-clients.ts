@@ -77,7 +77,7 @@ function deltaClient(client: grpc.Client, i: number) {
       const fresh = wants(r.type_url, (r.resources ?? []).map((x: any) => x.resource))
         .map((n) => n.name)
         .filter((n) => !set.has(n));
-      fresh.forEach((n) => set.add(n));
+      for (const n of fresh) set.add(n);
       if (fresh.length) call.write({ type_url: typeUrl, resource_names_subscribe: fresh });
     }
   });

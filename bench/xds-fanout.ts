@@ -13,6 +13,26 @@ import { combineCallbacks } from '../control-plane/reconcile/proxy-tracker.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/** With BENCH_PROFILE=1, a CPU profile of the measured window is written to
+ *  bench/results/NAME.cpuprofile (open it in Chrome's DevTools). */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  if (!process.env.BENCH_PROFILE) return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(name: string) {
+      const { profile } = await session.post('Profiler.stop');
+      const fs = await import('node:fs');
+      fs.mkdirSync(path.join(here, 'results'), { recursive: true });
+      fs.writeFileSync(path.join(here, 'results', `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 export interface FanoutResult {
   mode: 'sotw' | 'delta';
   clients: number;
@@ -141,8 +161,8 @@ export async function fanout(mode: 'sotw' | 'delta', clients: number, services =
   const ackedAt = new Map<string, number>();
   let bytes = 0;
   let pushes = 0;
-  let initialAcks = new Set<string>();
-  let changeVersion = new Map<string, string>();
+  const initialAcks = new Set<string>();
+  const changeVersion = new Map<string, string>();
   const server = new XdsServer({
     cache,
     group: reconciler.groupOf,
@@ -179,11 +199,13 @@ export async function fanout(mode: 'sotw' | 'delta', clients: number, services =
     const connectMs = performance.now() - started;
     await new Promise((r) => setTimeout(r, 500));
     global.gc?.();
+    const profile = await startProfile();
     const cpu0 = process.cpuUsage();
     changeAt = performance.now();
     reconciler.setEndpoints(endpoints(services, perService, 1)); // one new instance of svc-0
     await wait('every client to ACK the change', () => ackedAt.size >= clients);
     const cpu = process.cpuUsage(cpu0);
+    await profile?.stop(`fanout-${mode}-${clients}`);
     const latencies = [...ackedAt.values()].sort((a, b) => a - b);
     return {
       mode,

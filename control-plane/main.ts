@@ -8,6 +8,7 @@ import { loadConfigDir } from './config/load.ts';
 import { watchConfigDir } from './config/watch.ts';
 import type { MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
+import { ChangeLog } from './reconcile/changes.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
 import { SnapshotCache } from './xds/cache/cache.ts';
 import { hash } from './xds/cache/snapshot.ts';
@@ -46,6 +47,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const log = options.log ?? ((line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`));
   const cache = new SnapshotCache();
   const reconciler = new Reconciler(cache);
+  const changes = new ChangeLog(reconciler);
+  reconciler.on('published', (change, _groups, ms) => {
+    metrics.changes.inc({ kind: change.kind });
+    metrics.changeBuild.observe({ kind: change.kind }, ms / 1000);
+  });
+  changes.on('applied', (change, ms) => metrics.changeApplied.observe({ kind: change.kind }, ms / 1000));
   const tracker = new ProxyTracker();
   const metrics = new Metrics();
   let state: ConfigState = { files: [], errors: [] };
@@ -57,9 +64,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   const apply = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
     let errors = result.errors;
-    if (errors.length === 0) {
+    const version = hash(JSON.stringify(result.model));
+    if (errors.length === 0 && version !== state.version) {
+      // Validated and translated once: applyModel publishes only if every proxy
+      // group's snapshot could be built.
       try {
-        reconciler.check(result.model);
+        reconciler.applyModel(result.model, { configVersion: version, files: result.files });
       } catch (err) {
         errors = [{ file: options.configDir ?? '', line: 0, message: `config cannot be served: ${(err as Error).message}` }];
       }
@@ -72,12 +82,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       for (const e of errors) log(`  ${e.file}:${e.line}${e.column ? `:${e.column}` : ''}: ${e.message}`);
       return;
     }
-    const version = hash(JSON.stringify(result.model));
-    if (version === state.version) return;
+    if (version === state.version) {
+      // A good change back to the served config clears the errors of a rejected one.
+      state = { ...state, errors: [] };
+      metrics.configErrors.set(0);
+      return;
+    }
     state = { version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] };
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
-    reconciler.setModel(result.model);
     log(
       `config ${version} applied: ${result.model.services.length} services, ${result.model.routes.length} routes, ` +
         `${result.model.policies.length} policies from ${result.files.length} files`,
@@ -104,7 +117,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const xds = new XdsServer({
     cache,
     group: reconciler.groupOf,
-    callbacks: combineCallbacks(tracker.callbacks, metrics.callbacks, logging),
+    callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
   });
   const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`);
 
@@ -117,7 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     openMutations: loopback,
     log,
     routes: [
-      ...coreRoutes({ tracker, cache, metrics, config: () => state, ready: () => state.version !== undefined || !options.configDir }),
+      ...coreRoutes({ tracker, cache, metrics, changes, registryEndpoints: () => registry.endpoints(), config: () => state, ready: () => state.version !== undefined || !options.configDir }),
       ...registryRoutes(registry, {
         fileEndpoints: () => state.model?.endpoints ?? [],
         declaredServices: () => state.model?.services.map((s) => s.name) ?? [],

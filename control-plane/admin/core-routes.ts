@@ -1,6 +1,8 @@
 // Admin endpoints about the control plane itself: proxies, config, metrics, health.
-import type { MeshModel } from '../model/types.ts';
+import type { Endpoint, MeshModel } from '../model/types.ts';
+import { analyze } from '../config/analyze.ts';
 import type { ProxyTracker } from '../reconcile/proxy-tracker.ts';
+import { countsOf, proxyStatus, type Change, type ChangeLog } from '../reconcile/changes.ts';
 import type { SnapshotCache } from '../xds/cache/cache.ts';
 import { ADS_ORDER, SHORT_NAME } from '../xds/resources/type-urls.ts';
 import type { Metrics } from './metrics.ts';
@@ -25,7 +27,10 @@ export interface CoreRouteDeps {
   tracker: ProxyTracker;
   cache: SnapshotCache;
   metrics: Metrics;
+  changes: ChangeLog;
   config: () => ConfigState;
+  /** Registered instances with their health, for analysis of the running config. */
+  registryEndpoints: () => Endpoint[];
   ready: () => boolean;
 }
 
@@ -40,11 +45,40 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
     {
       method: 'GET',
       pattern: '/metrics',
-      handler: async () => ({
-        status: 200,
-        text: await deps.metrics.registry.metrics(),
-        contentType: deps.metrics.registry.contentType,
-      }),
+      handler: async () => {
+        const latest = deps.changes.latest();
+        if (latest) for (const [status, n] of Object.entries(countsOf(latest))) if (status !== 'affected') deps.metrics.changeProxies.set({ status }, n);
+        return {
+          status: 200,
+          text: await deps.metrics.registry.metrics(),
+          contentType: deps.metrics.registry.contentType,
+        };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/analyze',
+      handler: () => {
+        const model = deps.config().model;
+        return { status: 200, json: { findings: model ? analyze({ model, registry: deps.registryEndpoints() }) : [] } };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/changes',
+      handler: () => ({ status: 200, json: { changes: deps.changes.list().map(changeSummary) } }),
+    },
+    {
+      method: 'GET',
+      pattern: '/api/v1/changes/{version}',
+      handler: ({ params }) => {
+        const change = params.version === 'latest' ? deps.changes.latest() : deps.changes.get(params.version);
+        if (!change) throw new HttpError(404, `no change ${JSON.stringify(params.version)} is remembered (see GET /api/v1/changes)`, 'TESSERA_ERR_NOT_FOUND');
+        return {
+          status: 200,
+          json: { ...changeSummary(change), proxies: change.proxies.map((p) => ({ ...p, status: proxyStatus(p) })) },
+        };
+      },
     },
     { method: 'GET', pattern: '/api/v1/proxies', handler: () => ({ status: 200, json: { proxies: deps.tracker.list() } }) },
     {
@@ -80,6 +114,10 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
       },
     },
   ];
+}
+
+function changeSummary(c: Change) {
+  return { version: c.version, kind: c.kind, appliedAt: c.appliedAt, services: c.services, note: c.note, ...countsOf(c) };
 }
 
 function describeModel(model: MeshModel) {

@@ -20,6 +20,27 @@ export class Metrics {
   readonly configReloads = new client.Counter({ name: 'tessera_config_reloads_total', help: 'Config changes seen', labelNames: ['result'], registers: [this.registry] });
   readonly configErrors = new client.Gauge({ name: 'tessera_config_errors', help: 'Errors blocking the newest config change', registers: [this.registry] });
   readonly translateErrors = new client.Counter({ name: 'tessera_translate_errors_total', help: 'Snapshots that failed to build', registers: [this.registry] });
+  readonly changes = new client.Counter({ name: 'tessera_changes_total', help: 'Changes published to proxies', labelNames: ['kind'], registers: [this.registry] });
+  readonly changeBuild = new client.Histogram({
+    name: 'tessera_change_build_seconds',
+    help: 'Time to build and publish the snapshots of a change',
+    labelNames: ['kind'],
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [this.registry],
+  });
+  readonly changeApplied = new client.Histogram({
+    name: 'tessera_change_applied_seconds',
+    help: 'Time from publishing a change until every proxy it affects ACKed it',
+    labelNames: ['kind'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly changeProxies = new client.Gauge({
+    name: 'tessera_change_proxies',
+    help: 'Proxies the latest change affects, by their answer',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tessera_process_' });

@@ -10,6 +10,7 @@ commands:
   control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
                 [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
   validate DIR
+  analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
   sidecar --service S --app-port A [--inbound-port P] [--control-plane URL] [--xds HOST:PORT,…] [--capture] …
@@ -19,6 +20,7 @@ commands:
           [--inbound-capture-port 15006] [--remove]
   get services|proxies [--admin URL] [-o json]
   proxy-status [--admin URL]
+  status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
 `;
 
@@ -59,6 +61,14 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'capture': {
       const { captureCommand } = await import('../../sidecar/agent/cli.ts');
       return captureCommand(args);
+    }
+    case 'analyze': {
+      const { analyzeCommand } = await import('./analyze.ts');
+      return analyzeCommand(args);
+    }
+    case 'status': {
+      const { statusCommand } = await import('./status.ts');
+      return statusCommand(args);
     }
     case 'get':
     case 'proxy-status':

@@ -1,5 +1,6 @@
 // Which ProxyContext a connecting node gets, from the metadata `tessera bootstrap`
 // writes (node.metadata.tessera) or, without it, from what kind of client it is.
+import net from 'node:net';
 import type { ProxyContext } from '../model/types.ts';
 import { structToJson } from '../xds/resources/struct.ts';
 import type { XdsNode } from '../xds/server/types.ts';
@@ -11,29 +12,34 @@ export class NodeMetadataError extends Error {
   readonly code = 'TESSERA_ERR_NODE_METADATA';
 }
 
+/** Only the fields below are read from node metadata, each checked: anything else a
+ *  client sends is not kept, so it cannot make new proxy groups. */
 export function proxyContextOf(node: XdsNode): ProxyContext {
-  const meta = structToJson(node.metadata).tessera as Record<string, any> | undefined;
+  const raw = structToJson(node.metadata).tessera;
+  if (raw !== undefined && !isObject(raw)) throw new NodeMetadataError('metadata.tessera must be an object');
+  const meta = raw as Record<string, unknown> | undefined;
   const mode = meta?.mode ?? (node.user_agent_name === 'envoy' ? 'sidecar' : 'proxyless');
-  const zone = node.locality?.zone || undefined;
+  const zone = name(node.locality?.zone || undefined, 'node.locality.zone');
   if (mode === 'proxyless') return zone ? { kind: 'proxyless', zone } : { kind: 'proxyless' };
-  if (mode !== 'sidecar') throw new NodeMetadataError(`metadata.tessera.mode must be sidecar or proxyless, not ${mode}`);
-  const service = meta?.service ?? (node.cluster || undefined);
+  if (mode !== 'sidecar') throw new NodeMetadataError(`metadata.tessera.mode must be sidecar or proxyless, not ${JSON.stringify(mode)}`);
+  const outbound = object(meta?.outbound, 'outbound');
   const context: ProxyContext = {
     kind: 'sidecar',
-    service,
-    namespace: meta?.namespace ?? 'default',
+    service: name(meta?.service ?? (node.cluster || undefined), 'service'),
+    namespace: name(meta?.namespace, 'namespace') ?? 'default',
     outbound: {
-      address: meta?.outbound?.address ?? DEFAULT_OUTBOUND.address,
-      port: port(meta?.outbound?.port ?? DEFAULT_OUTBOUND.port, 'outbound.port'),
+      address: ip(outbound?.address, 'outbound.address') ?? DEFAULT_OUTBOUND.address,
+      port: port(outbound?.port ?? DEFAULT_OUTBOUND.port, 'outbound.port'),
     },
   };
   if (zone) context.zone = zone;
-  if (meta?.inbound) {
+  const inbound = object(meta?.inbound, 'inbound');
+  if (inbound) {
     context.inbound = {
-      address: meta.inbound.address ?? '0.0.0.0',
-      port: port(meta.inbound.port, 'inbound.port'),
-      appPort: port(meta.inbound.app_port, 'inbound.app_port'),
-      appAddress: meta.inbound.app_address ?? '127.0.0.1',
+      address: ip(inbound.address, 'inbound.address') ?? '0.0.0.0',
+      port: port(inbound.port, 'inbound.port'),
+      appPort: port(inbound.app_port, 'inbound.app_port'),
+      appAddress: ip(inbound.app_address, 'inbound.app_address') ?? '127.0.0.1',
     };
   }
   if (meta?.capture !== undefined && meta.capture !== false) {
@@ -41,6 +47,35 @@ export function proxyContextOf(node: XdsNode): ProxyContext {
     context.capture = { inboundPort: port(meta.inbound_capture_port ?? DEFAULT_INBOUND_CAPTURE_PORT, 'inbound_capture_port') };
   }
   return context;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function object(value: unknown, field: string): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw new NodeMetadataError(`metadata.tessera.${field} must be an object`);
+  return value;
+}
+
+/** Envoy binds listeners to these, and refuses (NACKs) anything but an IP address. */
+function ip(value: unknown, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || net.isIP(value) === 0) {
+    throw new NodeMetadataError(`metadata.tessera.${field} must be an IP address, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Service, namespace and zone names: DNS-label-like, as Kubernetes allows them. */
+function name(value: unknown, field: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[a-zA-Z0-9]([-a-zA-Z0-9_.]{0,251}[a-zA-Z0-9])?$/.test(value)) {
+    const where = field.startsWith('node.') ? field : `metadata.tessera.${field}`;
+    throw new NodeMetadataError(`${where} must be a name of at most 253 letters, digits, '-', '_' or '.', not ${JSON.stringify(value).slice(0, 80)}`);
+  }
+  return value;
 }
 
 function port(value: unknown, field: string): number {

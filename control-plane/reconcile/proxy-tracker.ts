@@ -6,6 +6,8 @@ export interface TypeStatus {
   sentVersion?: string;
   sentNonce?: string;
   sentAt?: string;
+  sentAtMs?: number;
+  ackedAtMs?: number;
   ackedVersion?: string;
   ackedNonce?: string;
   ackedAt?: string;
@@ -49,14 +51,14 @@ export class ProxyTracker {
       if (!t) return;
       t.sentVersion = push.version;
       t.sentNonce = push.nonce;
-      t.sentAt = new Date().toISOString();
+      t.sentAtMs = Date.now();
     },
     onAck: (s, ack: AckInfo) => {
       const t = this.typeStatus(s, ack.typeUrl);
       if (!t) return;
       t.ackedVersion = ack.version;
       t.ackedNonce = ack.nonce;
-      t.ackedAt = new Date().toISOString();
+      t.ackedAtMs = Date.now();
     },
     onNack: (s, nack: AckInfo & { error: RpcStatus }) => {
       const t = this.typeStatus(s, nack.typeUrl);
@@ -78,8 +80,9 @@ export class ProxyTracker {
     return (proxy.types[key] ??= {});
   }
 
+  /** With times as ISO strings; kept as numbers until asked, as pushes and ACKs are many. */
   list(): ProxyStatus[] {
-    return [...this.proxies.values()].sort((a, b) => a.nodeId.localeCompare(b.nodeId) || a.streamId - b.streamId);
+    return [...this.proxies.values()].map(withIsoTimes).sort((a, b) => a.nodeId.localeCompare(b.nodeId) || a.streamId - b.streamId);
   }
 
   find(nodeId: string): ProxyStatus | undefined {
@@ -91,13 +94,24 @@ export class ProxyTracker {
   }
 }
 
+function withIsoTimes(p: ProxyStatus): ProxyStatus {
+  const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
+  const types = Object.fromEntries(
+    Object.entries(p.types).map(([k, { sentAtMs, ackedAtMs, ...t }]) => [k, { ...t, sentAt: iso(sentAtMs), ackedAt: iso(ackedAtMs) }]),
+  );
+  return { ...p, types };
+}
+
 /** Several callback sets as one. */
 export function combineCallbacks(...sets: XdsCallbacks[]): XdsCallbacks {
   const keys = ['onStreamOpen', 'onStreamClose', 'onPush', 'onAck', 'onNack', 'onProtocolError'] as const;
   const out: XdsCallbacks = {};
   for (const key of keys) {
     const fns = sets.map((s) => s[key]).filter(Boolean) as ((...a: unknown[]) => void)[];
-    if (fns.length) (out as any)[key] = (...args: unknown[]) => fns.forEach((f) => f(...args));
+    if (fns.length === 0) continue;
+    (out as Record<string, (...a: unknown[]) => void>)[key] = (...args: unknown[]) => {
+      for (const f of fns) f(...args);
+    };
   }
   return out;
 }

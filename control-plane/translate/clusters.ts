@@ -5,7 +5,8 @@ import type { NamedResource } from './index.ts';
 import type { MeshService, ServicePort, TrafficPolicy } from '../model/types.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
 import { adsConfigSource, socketAddress } from './config-source.ts';
-import { isHttp2Port, type Proto, type TranslateContext } from './context.ts';
+import { isHttp2Port, type TranslateContext } from './context.ts';
+import { typedAny, type CircuitBreakerThresholds, type Cluster, type HealthCheck, type HttpProtocolOptions, type OutlierDetection } from './envoy-types.ts';
 import { duration, wrap } from './duration.ts';
 import { FILTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.ts';
 
@@ -21,7 +22,7 @@ export function outboundClusters(ctx: TranslateContext): NamedResource[] {
   );
 }
 
-function outboundCluster(ctx: TranslateContext, service: MeshService, port: ServicePort): Proto {
+function outboundCluster(ctx: TranslateContext, service: MeshService, port: ServicePort): Cluster & { name: string } {
   const name = outboundClusterName(service.name, service.namespace, port.port);
   const policy = ctx.policy(service.name, service.namespace);
   return {
@@ -43,7 +44,7 @@ export function inboundCluster(ctx: TranslateContext): NamedResource | undefined
   const { port, appAddress, appPort } = ctx.proxy.inbound;
   const name = inboundClusterName(port);
   const ownPort = inboundServicePort(ctx, port);
-  const resource: Proto = {
+  const resource: Cluster = {
     name,
     type: 'STATIC',
     connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT_MS),
@@ -76,14 +77,13 @@ function inboundServicePort(ctx: TranslateContext, instancePort: number): Servic
 // ---- configurers ----
 
 /** gRPC and h2c backends need HTTP/2 upstream; Envoy defaults to HTTP/1.1. */
-function upstreamHttp2(port: ServicePort): Proto {
+function upstreamHttp2(port: ServicePort): Pick<Cluster, 'typed_extension_protocol_options'> {
   if (!isHttp2Port(port)) return {};
   return {
     typed_extension_protocol_options: {
-      [FILTER.upstreamHttpProtocolOptions]: {
-        '@type': EXTENSION.httpProtocolOptions,
+      [FILTER.upstreamHttpProtocolOptions]: typedAny<HttpProtocolOptions>(EXTENSION.httpProtocolOptions, {
         explicit_http_config: { http2_protocol_options: {} },
-      },
+      }),
     },
   };
 }
@@ -97,17 +97,17 @@ const LB_POLICY = {
 
 /** grpc-js-xds NACKs a cluster whose lb_policy it does not implement (it has only
  *  round robin and ring hash), so proxyless clients fall back to round robin. */
-function loadBalancer(policy: TrafficPolicy | undefined, proxyless: boolean): Proto {
+function loadBalancer(policy: TrafficPolicy | undefined, proxyless: boolean): Pick<Cluster, 'lb_policy'> {
   const wanted = policy?.loadBalancer?.policy;
   if (!wanted) return {};
   if (proxyless && wanted !== 'RingHash') return { lb_policy: 'ROUND_ROBIN' };
   return { lb_policy: LB_POLICY[wanted] };
 }
 
-function circuitBreakers(policy: TrafficPolicy | undefined): Proto {
+function circuitBreakers(policy: TrafficPolicy | undefined): Pick<Cluster, 'circuit_breakers'> {
   const pool = policy?.connectionPool;
   if (!pool) return {};
-  const threshold: Proto = {};
+  const threshold: CircuitBreakerThresholds = {};
   if (pool.maxConnections !== undefined) threshold.max_connections = wrap(pool.maxConnections);
   if (pool.maxPendingRequests !== undefined) threshold.max_pending_requests = wrap(pool.maxPendingRequests);
   if (pool.maxRequests !== undefined) threshold.max_requests = wrap(pool.maxRequests);
@@ -117,10 +117,10 @@ function circuitBreakers(policy: TrafficPolicy | undefined): Proto {
   return { circuit_breakers: { thresholds: [threshold] } };
 }
 
-function outlierDetection(policy: TrafficPolicy | undefined): Proto {
+function outlierDetection(policy: TrafficPolicy | undefined): Pick<Cluster, 'outlier_detection'> {
   const od = policy?.outlierDetection;
   if (!od) return {};
-  const config: Proto = {};
+  const config: OutlierDetection = {};
   if (od.consecutive5xxErrors !== undefined) config.consecutive_5xx = wrap(od.consecutive5xxErrors);
   if (od.intervalMs !== undefined) config.interval = duration(od.intervalMs);
   if (od.baseEjectionTimeMs !== undefined) config.base_ejection_time = duration(od.baseEjectionTimeMs);
@@ -130,7 +130,7 @@ function outlierDetection(policy: TrafficPolicy | undefined): Proto {
 
 /** Active health checks run by the proxy itself; proxyless gRPC has none (it
  *  relies on the registry's checks reaching it through EDS). */
-function healthChecks(policy: TrafficPolicy | undefined, port: ServicePort, proxyless: boolean): Proto {
+function healthChecks(policy: TrafficPolicy | undefined, port: ServicePort, proxyless: boolean): Pick<Cluster, 'health_checks'> {
   const hc = policy?.healthCheck;
   if (!hc || proxyless) return {};
   return {
@@ -146,7 +146,10 @@ function healthChecks(policy: TrafficPolicy | undefined, port: ServicePort, prox
   };
 }
 
-function healthCheckKind(hc: NonNullable<TrafficPolicy['healthCheck']>, port: ServicePort): Proto {
+function healthCheckKind(
+  hc: NonNullable<TrafficPolicy['healthCheck']>,
+  port: ServicePort,
+): Pick<HealthCheck, 'http_health_check' | 'grpc_health_check' | 'tcp_health_check'> {
   if (hc.http) {
     // An h2c/gRPC backend would not answer an HTTP/1.1 probe.
     return { http_health_check: { path: hc.http, ...(isHttp2Port(port) ? { codec_client_type: 'HTTP2' } : {}) } };

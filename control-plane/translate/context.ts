@@ -27,20 +27,41 @@ export interface TranslateContext {
   instances(name: string, namespace: string): Endpoint[];
 }
 
-export function buildContext(model: MeshModel, endpoints: Endpoint[], proxy: ProxyContext): TranslateContext {
+/** The part of the context that does not depend on the proxy: built once per
+ *  change and shared by the contexts of every proxy group. */
+export interface MeshView {
+  model: MeshModel;
+  services: MeshService[];
+  byKey: Map<string, MeshService>;
+  policies: Map<string, TrafficPolicy>;
+  instances: Map<string, Endpoint[]>;
+}
+
+export function meshView(model: MeshModel, endpoints: Endpoint[]): MeshView {
   const services = [...model.services].sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
-  const byKey = new Map(services.map((s) => [serviceKey(s.name, s.namespace), s]));
-  const policies = mergedPolicies(model.policies);
-  const instances = groupBy(endpoints, (e) => serviceKey(e.service, e.namespace));
   return {
     model,
+    services,
+    byKey: new Map(services.map((s) => [serviceKey(s.name, s.namespace), s])),
+    policies: mergedPolicies(model.policies),
+    instances: groupBy(endpoints, (e) => serviceKey(e.service, e.namespace)),
+  };
+}
+
+export function contextFor(view: MeshView, proxy: ProxyContext): TranslateContext {
+  return {
+    model: view.model,
     proxy,
     proxyless: proxy.kind === 'proxyless',
-    services,
-    service: (name, namespace) => byKey.get(serviceKey(name, namespace)),
-    policy: (name, namespace) => policies.get(serviceKey(name, namespace)),
-    instances: (name, namespace) => instances.get(serviceKey(name, namespace)) ?? [],
+    services: view.services,
+    service: (name, namespace) => view.byKey.get(serviceKey(name, namespace)),
+    policy: (name, namespace) => view.policies.get(serviceKey(name, namespace)),
+    instances: (name, namespace) => view.instances.get(serviceKey(name, namespace)) ?? [],
   };
+}
+
+export function buildContext(model: MeshModel, endpoints: Endpoint[], proxy: ProxyContext): TranslateContext {
+  return contextFor(meshView(model, endpoints), proxy);
 }
 
 /** Several policies may target one service; for each field the first policy (by
@@ -84,7 +105,7 @@ export function byName<T extends { name: string }>(items: T[]): T[] {
   return [...items].sort((a, b) => compare(a.name, b.name));
 }
 
-function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
+export function groupBy<T>(items: T[], key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
     const k = key(item);

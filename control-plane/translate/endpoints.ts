@@ -1,18 +1,21 @@
 // EDS: one ClusterLoadAssignment per service port, endpoints grouped by zone.
 import type { Endpoint, Health, MeshService, ServicePort } from '../model/types.ts';
 import { socketAddress } from './config-source.ts';
-import { compare, type Proto, type TranslateContext } from './context.ts';
+import { compare, type TranslateContext } from './context.ts';
+import type { ClusterLoadAssignment, LocalityLbEndpoints } from './envoy-types.ts';
 import { wrap } from './duration.ts';
 import type { NamedResource } from './index.ts';
 import { outboundClusterName } from './names.ts';
 
 export function loadAssignments(ctx: TranslateContext): NamedResource[] {
-  return ctx.services.flatMap((service) =>
-    service.ports.map((port) => {
-      const name = outboundClusterName(service.name, service.namespace, port.port);
-      return { name, resource: loadAssignment(name, portInstances(ctx, service, port), ctx.proxy.zone) };
-    }),
-  );
+  return ctx.services.flatMap((service) => serviceLoadAssignments(ctx, service));
+}
+
+export function serviceLoadAssignments(ctx: TranslateContext, service: MeshService): NamedResource[] {
+  return service.ports.map((port) => {
+    const name = outboundClusterName(service.name, service.namespace, port.port);
+    return { name, resource: loadAssignment(name, portInstances(ctx, service, port), ctx.proxy.zone) };
+  });
 }
 
 /** The instances behind one service port: those on its targetPort, or every
@@ -23,14 +26,14 @@ export function portInstances(ctx: TranslateContext, service: MeshService, port:
   return service.ports.length === 1 ? all : all.filter((e) => e.port === port.targetPort);
 }
 
-const HEALTH_STATUS: Record<Health, string> = { healthy: 'HEALTHY', unhealthy: 'UNHEALTHY', unknown: 'UNKNOWN' };
+const HEALTH_STATUS = { healthy: 'HEALTHY', unhealthy: 'UNHEALTHY', unknown: 'UNKNOWN' } as const satisfies Record<Health, string>;
 
 /** Only healthy instances are sent. Unhealthy ones are left out rather than sent as
  *  UNHEALTHY, so proxyless gRPC and Envoy agree and a failed instance stops getting
  *  traffic on the next push; an instance whose check has not passed yet (unknown,
  *  e.g. a TTL instance before its first heartbeat) gets none either, as in Consul.
  *  Localities are sorted by zone, endpoints by address, for stable hashes. */
-export function loadAssignment(clusterName: string, instances: Endpoint[], localZone?: string): Proto {
+export function loadAssignment(clusterName: string, instances: Endpoint[], localZone?: string): ClusterLoadAssignment {
   const serving = dedupe(instances.filter((e) => e.health === 'healthy'));
   const byZone = new Map<string, Endpoint[]>();
   for (const e of serving) byZone.set(e.zone ?? '', [...(byZone.get(e.zone ?? '') ?? []), e]);
@@ -52,7 +55,7 @@ function priority(zone: string, localZone: string | undefined, byZone: Map<strin
 
 /** grpc-js-xds ignores a locality without load_balancing_weight; equal weights
  *  keep Envoy's behaviour the same as without locality weighting. */
-function localityEndpoints(zone: string, instances: Endpoint[], priority: number): Proto {
+function localityEndpoints(zone: string, instances: Endpoint[], priority: number): LocalityLbEndpoints {
   return {
     locality: zone ? { zone } : {},
     load_balancing_weight: wrap(1),

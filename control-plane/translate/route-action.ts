@@ -1,7 +1,19 @@
 // What a matched request does: forward (backends, timeout, retry, rewrite, mirror,
 // hashing), redirect, or fail; plus the header modifiers that sit on the route.
 import type { BackendRef, HeaderModifier, RetryPolicy, RouteFilter, RouteMatch, RouteRule, TrafficPolicy } from '../model/types.ts';
-import { resolvePort, type Proto, type TranslateContext } from './context.ts';
+import { resolvePort, type TranslateContext } from './context.ts';
+import type {
+  EnvoyRetryPolicy,
+  HashPolicy,
+  HeaderValueOption,
+  RedirectAction,
+  RequestMirrorPolicy,
+  Route,
+  RouteAction,
+} from './envoy-types.ts';
+
+type RewriteFields = Pick<RouteAction, 'prefix_rewrite' | 'regex_rewrite'>;
+type HeaderFields = Pick<Route, 'request_headers_to_add' | 'request_headers_to_remove' | 'response_headers_to_add' | 'response_headers_to_remove'>;
 import { duration, wrap } from './duration.ts';
 import { FILTER, outboundClusterName } from './names.ts';
 import { normalizedPrefix } from './route-match.ts';
@@ -22,7 +34,12 @@ const DEFAULT_RETRY_ON = { sidecar: ['connect-failure', 'refused-stream', 'reset
 
 /** The route's action fields (`route`, `redirect` or `direct_response`), or
  *  undefined when a proxyless client cannot be given this rule at all. */
-export function routeAction(ctx: TranslateContext, parent: Parent, rule: RouteRule, match?: RouteMatch): Proto | undefined {
+export function routeAction(
+  ctx: TranslateContext,
+  parent: Parent,
+  rule: RouteRule,
+  match?: RouteMatch,
+): Pick<Route, 'route' | 'redirect' | 'direct_response'> | undefined {
   const redirect = filterOf(rule.filters, 'RequestRedirect');
   if (redirect) {
     // grpc-js-xds NACKs a whole RouteConfiguration with a redirect action in it.
@@ -47,8 +64,8 @@ export function routeAction(ctx: TranslateContext, parent: Parent, rule: RouteRu
 }
 
 /** Header modifiers live on the Route, beside the action. */
-export function headerModifiers(filters: RouteFilter[]): Proto {
-  const fields: Proto = {};
+export function headerModifiers(filters: RouteFilter[]): HeaderFields {
+  const fields: HeaderFields = {};
   const request = filterOf(filters, 'RequestHeaderModifier')?.requestHeaderModifier;
   const response = filterOf(filters, 'ResponseHeaderModifier')?.responseHeaderModifier;
   if (request) addModifier(fields, 'request', request);
@@ -56,10 +73,10 @@ export function headerModifiers(filters: RouteFilter[]): Proto {
   return fields;
 }
 
-function addModifier(fields: Proto, side: 'request' | 'response', m: HeaderModifier): void {
-  const toAdd = [
-    ...m.set.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })),
-    ...m.add.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' })),
+function addModifier(fields: HeaderFields, side: 'request' | 'response', m: HeaderModifier): void {
+  const toAdd: HeaderValueOption[] = [
+    ...m.set.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' as const })),
+    ...m.add.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'APPEND_IF_EXISTS_OR_ADD' as const })),
   ];
   if (toAdd.length > 0) fields[`${side}_headers_to_add`] = toAdd;
   if (m.remove.length > 0) fields[`${side}_headers_to_remove`] = [...m.remove];
@@ -94,7 +111,7 @@ export function backendCluster(ctx: TranslateContext, ref: Pick<BackendRef, 'ser
 }
 
 /** total_weight is deprecated (Envoy sums the weights), so it is not sent. */
-function clusterSpecifier(clusters: WeightedCluster[]): Proto {
+function clusterSpecifier(clusters: WeightedCluster[]): Pick<RouteAction, 'cluster' | 'weighted_clusters'> {
   if (clusters.length === 1) return { cluster: clusters[0].name };
   return { weighted_clusters: { clusters: clusters.map((c) => ({ name: c.name, weight: wrap(c.weight) })) } };
 }
@@ -103,7 +120,7 @@ function clusterSpecifier(clusters: WeightedCluster[]): Proto {
 
 /** Route-level `timeouts.request` wins over the parent's TrafficPolicy.timeout.
  *  gRPC reads its deadline from max_stream_duration, not timeout (gRFC A31). */
-function timeout(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): Proto {
+function timeout(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): Pick<RouteAction, 'timeout' | 'max_stream_duration'> {
   const ms = rule.timeouts?.requestMs ?? policy?.timeoutMs;
   if (ms === undefined) return {};
   return ctx.proxyless ? { max_stream_duration: { max_stream_duration: duration(ms) } } : { timeout: duration(ms) };
@@ -121,7 +138,7 @@ export function mergeRetry(fromPolicy?: Partial<RetryPolicy>, fromRoute?: RetryP
   return merged;
 }
 
-function retry(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): Proto {
+function retry(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): Pick<RouteAction, 'retry_policy'> {
   const merged = mergeRetry(policy?.retry, rule.retry);
   const perTryMs = rule.timeouts?.backendRequestMs ?? merged?.perTryTimeoutMs;
   const attempts = merged ? (merged.attempts ?? 1) : 0;
@@ -133,7 +150,7 @@ function retry(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): 
   const codes = merged?.codes ?? [];
   const conditions = merged?.retryOn?.length ? merged.retryOn : DEFAULT_RETRY_ON[ctx.proxyless ? 'proxyless' : 'sidecar'];
   const retryOn = [...new Set([...conditions, ...(codes.length > 0 ? ['retriable-status-codes'] : [])])];
-  const policyProto: Proto = { retry_on: retryOn.join(','), num_retries: wrap(attempts) };
+  const policyProto: EnvoyRetryPolicy = { retry_on: retryOn.join(','), num_retries: wrap(attempts) };
   if (codes.length > 0) policyProto.retriable_status_codes = [...codes];
   if (perTryMs !== undefined) policyProto.per_try_timeout = duration(perTryMs);
   if (merged?.backoff) {
@@ -147,7 +164,7 @@ function retry(ctx: TranslateContext, rule: RouteRule, policy?: TrafficPolicy): 
 }
 
 /** Retry on a different host than the ones that already failed (Envoy only). */
-function retryOtherHosts(): Proto {
+function retryOtherHosts(): Pick<EnvoyRetryPolicy, 'retry_host_predicate' | 'host_selection_retry_max_attempts'> {
   return {
     retry_host_predicate: [{ name: FILTER.previousHostsPredicate, typed_config: { '@type': EXTENSION.previousHostsPredicate } }],
     host_selection_retry_max_attempts: 3,
@@ -156,10 +173,10 @@ function retryOtherHosts(): Proto {
 
 // ---- rewrite, mirror, hashing ----
 
-function urlRewrite(filters: RouteFilter[], match?: RouteMatch): Proto {
+function urlRewrite(filters: RouteFilter[], match?: RouteMatch): Pick<RouteAction, 'host_rewrite_literal'> & RewriteFields {
   const rewrite = filterOf(filters, 'URLRewrite')?.urlRewrite;
   if (!rewrite) return {};
-  const fields: Proto = {};
+  const fields: Pick<RouteAction, 'host_rewrite_literal'> & RewriteFields = {};
   if (rewrite.hostname !== undefined) fields.host_rewrite_literal = rewrite.hostname;
   if (rewrite.path?.type === 'ReplaceFullPath') {
     fields.regex_rewrite = { pattern: { regex: '^/.*$' }, substitution: rewrite.path.value };
@@ -172,7 +189,7 @@ function urlRewrite(filters: RouteFilter[], match?: RouteMatch): Proto {
 /** ReplacePrefixMatch keeps segment boundaries: with match `/foo`, replacement
  *  `/bar` turns `/foo/x` into `/bar/x`, and `/` turns it into `/x` (not `//x`,
  *  which a plain prefix_rewrite would give; hence the regex for that case). */
-export function prefixRewrite(match: RouteMatch | undefined, replacement: string): Proto {
+export function prefixRewrite(match: RouteMatch | undefined, replacement: string): RewriteFields {
   const path = match?.path;
   if (path?.type === 'RegularExpression') {
     return { regex_rewrite: { pattern: { regex: path.value }, substitution: replacement } };
@@ -189,15 +206,15 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function mirrors(ctx: TranslateContext, filters: RouteFilter[]): Proto {
-  const policies = filters.flatMap((f) => {
+function mirrors(ctx: TranslateContext, filters: RouteFilter[]): Pick<RouteAction, 'request_mirror_policies'> {
+  const policies = filters.flatMap((f): RequestMirrorPolicy[] => {
     if (f.type !== 'RequestMirror') return [];
     const cluster = backendCluster(ctx, f.requestMirror.backend);
     if (!cluster) return [];
     const percent = f.requestMirror.percent;
     const fraction =
       percent !== undefined && percent < 100
-        ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' } } }
+        ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' as const } } }
         : {};
     return [{ cluster, ...fraction }];
   });
@@ -205,9 +222,9 @@ function mirrors(ctx: TranslateContext, filters: RouteFilter[]): Proto {
 }
 
 /** A RingHash TrafficPolicy on a backend needs the route to say what to hash. */
-function hashPolicy(ctx: TranslateContext, clusters: WeightedCluster[]): Proto {
+function hashPolicy(ctx: TranslateContext, clusters: WeightedCluster[]): Pick<RouteAction, 'hash_policy'> {
   const seen = new Set<string>();
-  const policies: Proto[] = [];
+  const policies: HashPolicy[] = [];
   for (const c of clusters) {
     const lb = ctx.policy(c.service, c.namespace)?.loadBalancer;
     if (lb?.policy !== 'RingHash' || !lb.hashOn) continue;
@@ -220,8 +237,8 @@ function hashPolicy(ctx: TranslateContext, clusters: WeightedCluster[]): Proto {
   return policies.length > 0 ? { hash_policy: policies } : {};
 }
 
-function hashOn(on: NonNullable<NonNullable<TrafficPolicy['loadBalancer']>['hashOn']>): Proto[] {
-  const out: Proto[] = [];
+function hashOn(on: NonNullable<NonNullable<TrafficPolicy['loadBalancer']>['hashOn']>): HashPolicy[] {
+  const out: HashPolicy[] = [];
   if (on.header) out.push({ header: { header_name: on.header } });
   if (on.cookie) out.push({ cookie: { name: on.cookie } });
   if (on.sourceIp) out.push({ connection_properties: { source_ip: true } });
@@ -241,8 +258,8 @@ const REDIRECT_CODE = {
 type Redirect = Extract<RouteFilter, { type: 'RequestRedirect' }>['requestRedirect'];
 
 /** Gateway API's default redirect status is 302 (Envoy's would be 301). */
-function redirectAction(r: Redirect, match?: RouteMatch): Proto {
-  const action: Proto = {};
+function redirectAction(r: Redirect, match?: RouteMatch): RedirectAction {
+  const action: RedirectAction = {};
   if (r.scheme !== undefined) action.scheme_redirect = r.scheme;
   if (r.hostname !== undefined) action.host_redirect = r.hostname;
   if (r.port !== undefined) action.port_redirect = r.port;

@@ -1,6 +1,6 @@
 // Gateway API matches -> Envoy RouteMatch, and the precedence order between them.
 import type { Route, RouteMatch, RouteRule, StringMatch } from '../model/types.ts';
-import type { Proto } from './context.ts';
+import type { EnvoyRouteMatch, HeaderMatcher, StringMatcher } from './envoy-types.ts';
 
 /** One (route, rule, match) triple: it becomes one Envoy route (two for a proxyless
  *  path prefix, see envoyMatches). `match` is undefined for a rule without matches. */
@@ -56,12 +56,12 @@ export function normalizedPrefix(value: string): string {
  *  segments (`/api` matches `/api/x`, not `/apix`): Envoy says that with
  *  path_separated_prefix, which grpc-js-xds NACKs, so proxyless clients get the
  *  equivalent pair `path: /api` + `prefix: /api/`. */
-export function envoyMatches(match: RouteMatch | undefined, proxyless: boolean): Proto[] {
+export function envoyMatches(match: RouteMatch | undefined, proxyless: boolean): EnvoyRouteMatch[] {
   const conditions = match ? extraConditions(match) : {};
   return pathSpecifiers(match, proxyless).map((path) => ({ ...path, ...conditions }));
 }
 
-function pathSpecifiers(match: RouteMatch | undefined, proxyless: boolean): Proto[] {
+function pathSpecifiers(match: RouteMatch | undefined, proxyless: boolean): EnvoyRouteMatch[] {
   const path = match?.path;
   if (!path) return [{ prefix: '/' }];
   if (path.type === 'Exact') return [{ path: path.value }];
@@ -71,10 +71,10 @@ function pathSpecifiers(match: RouteMatch | undefined, proxyless: boolean): Prot
   return proxyless ? [{ path: prefix }, { prefix: `${prefix}/` }] : [{ path_separated_prefix: prefix }];
 }
 
-function extraConditions(match: RouteMatch): Proto {
+function extraConditions(match: RouteMatch): Pick<EnvoyRouteMatch, 'headers' | 'query_parameters'> {
   const headers = match.headers.map(headerMatcher);
   if (match.method !== undefined) headers.push({ name: ':method', string_match: { exact: match.method } });
-  const conditions: Proto = {};
+  const conditions: Pick<EnvoyRouteMatch, 'headers' | 'query_parameters'> = {};
   if (headers.length > 0) conditions.headers = headers;
   if (match.queryParams.length > 0) {
     conditions.query_parameters = match.queryParams.map((q) => ({ name: q.name, string_match: stringMatcher(q) }));
@@ -82,10 +82,10 @@ function extraConditions(match: RouteMatch): Proto {
   return conditions;
 }
 
-function headerMatcher(h: StringMatch): Proto {
+function headerMatcher(h: StringMatch): HeaderMatcher {
   return { name: h.name, string_match: stringMatcher(h) };
 }
 
-function stringMatcher(m: StringMatch): Proto {
+function stringMatcher(m: StringMatch): StringMatcher {
   return m.type === 'Exact' ? { exact: m.value } : { safe_regex: { regex: m.value } };
 }

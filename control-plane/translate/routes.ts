@@ -1,7 +1,8 @@
 // RDS: the sidecar's `outbound_http` route table (one virtual host per HTTP service
 // port) and, for proxyless gRPC, one RouteConfiguration per service port.
 import type { MeshService, ServicePort } from '../model/types.ts';
-import { byName, isHttpPort, type Proto, type TranslateContext } from './context.ts';
+import { byName, isHttpPort, type TranslateContext } from './context.ts';
+import type { Route, RouteConfiguration, VirtualHost } from './envoy-types.ts';
 import { duration } from './duration.ts';
 import type { NamedResource } from './index.ts';
 import {
@@ -18,11 +19,11 @@ import { byPrecedence, envoyMatches, matchesEverything, type MatchCandidate } fr
 
 export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource {
   const claimed = new Set<string>();
-  const virtualHosts = httpPorts(ctx).flatMap(({ service, port }) => {
+  const virtualHosts = httpPorts(ctx).flatMap(({ service, port }): (VirtualHost & { name: string })[] => {
     // Envoy NACKs a route table in which two virtual hosts share a domain, so a
     // domain already claimed (first by namespace/name order) is not offered again.
     const domains = sidecarDomains(ctx, service, port).filter((d) => !claimed.has(d));
-    domains.forEach((d) => claimed.add(d));
+    for (const d of domains) claimed.add(d);
     if (domains.length === 0) return [];
     return [{ name: virtualHostName(service.name, service.namespace, port.port), domains, routes: routesFor(ctx, service, port) }];
   });
@@ -36,7 +37,8 @@ export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource
     });
   }
   const name = OUTBOUND_HTTP_ROUTE_CONFIG;
-  return { name, resource: { name, virtual_hosts: byName(virtualHosts) } };
+  const resource: RouteConfiguration = { name, virtual_hosts: byName(virtualHosts) };
+  return { name, resource };
 }
 
 /** grpc-js-xds picks the virtual host by the dialed authority; each of these route
@@ -44,8 +46,9 @@ export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource
 export function proxylessRouteConfigurations(ctx: TranslateContext): NamedResource[] {
   return httpPorts(ctx).map(({ service, port }) => {
     const name = proxylessRouteConfigName(service.name, service.namespace, port.port);
-    const virtualHost = { name, domains: ['*'], routes: routesFor(ctx, service, port) };
-    return { name, resource: { name, virtual_hosts: [virtualHost] } };
+    const virtualHost: VirtualHost = { name, domains: ['*'], routes: routesFor(ctx, service, port) };
+    const resource: RouteConfiguration = { name, virtual_hosts: [virtualHost] };
+    return { name, resource };
   });
 }
 
@@ -74,7 +77,7 @@ export function sidecarDomains(ctx: TranslateContext, service: MeshService, port
 /** The routes of one service port: every attached Route's matches in Gateway API
  *  precedence order, then a catch-all to the service itself unless a rule already
  *  matches everything. */
-export function routesFor(ctx: TranslateContext, service: MeshService, port: ServicePort): Proto[] {
+export function routesFor(ctx: TranslateContext, service: MeshService, port: ServicePort): Route[] {
   const parent: Parent = { service: service.name, namespace: service.namespace, port: port.port };
   const candidates = attachedMatches(ctx, parent).sort(byPrecedence);
   const routes = candidates.flatMap((c) => envoyRoutes(ctx, parent, c));
@@ -96,7 +99,7 @@ function attachedMatches(ctx: TranslateContext, parent: Parent): MatchCandidate[
   });
 }
 
-function envoyRoutes(ctx: TranslateContext, parent: Parent, c: MatchCandidate): Proto[] {
+function envoyRoutes(ctx: TranslateContext, parent: Parent, c: MatchCandidate): Route[] {
   const action = routeAction(ctx, parent, c.rule, c.match);
   if (!action) return [];
   const name = `${c.route.namespace}/${c.route.name}/${c.order[1]}/${c.order[2]}`;
@@ -105,7 +108,7 @@ function envoyRoutes(ctx: TranslateContext, parent: Parent, c: MatchCandidate): 
 
 /** What a request no Route claims gets: the service port's own cluster, with the
  *  TrafficPolicy's timeout and retry. */
-function defaultRoute(ctx: TranslateContext, parent: Parent): Proto {
+function defaultRoute(ctx: TranslateContext, parent: Parent): Route {
   const action = routeAction(ctx, parent, { matches: [], backends: [], filters: [] }) ?? {
     route: { cluster: outboundClusterName(parent.service, parent.namespace, parent.port) },
   };

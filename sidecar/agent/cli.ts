@@ -3,14 +3,14 @@
 import { parseArgs } from 'node:util';
 import { EXIT, log, runAgent } from './agent.ts';
 import { installCapture, removeCapture } from './capture.ts';
-import { AgentConfigError, CAPTURE_FLAGS, captureOptions, parseSidecarArgs, SIDECAR_USAGE } from './options.ts';
+import { AgentConfigError, type AgentOptions, CAPTURE_FLAGS, captureOptions, parseSidecarArgs, SIDECAR_USAGE } from './options.ts';
 
 export async function sidecarCommand(args: string[]): Promise<number> {
   if (args.includes('--help') || args.includes('-h')) {
     process.stdout.write(`usage: tessera ${SIDECAR_USAGE}\n`);
     return 0;
   }
-  let options;
+  let options: AgentOptions;
   try {
     options = parseSidecarArgs(args);
   } catch (err) {

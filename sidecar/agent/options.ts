@@ -99,7 +99,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       return undefined;
     }
   };
-  const pick = (flag: string, envName?: string): string | undefined => (values as Record<string, any>)[flag] ?? (envName ? env[envName] : undefined);
+  const pick = (flag: string, envName?: string): string | undefined => (values as Record<string, string | undefined>)[flag] ?? (envName ? env[envName] : undefined);
   const port = (flag: string, envName: string | undefined, fallback?: number): number | undefined => {
     const raw = pick(flag, envName);
     if (raw === undefined) return fallback;

@@ -33,7 +33,7 @@ export function parseAppProbes(json: string | undefined): Map<string, ProbeHandl
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProbeConfigError('TESSERA_APP_PROBES must be a JSON object');
   const errors: string[] = [];
-  for (const [key, value] of Object.entries(raw as Record<string, any>)) {
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     const where = `TESSERA_APP_PROBES[${JSON.stringify(key)}]`;
     if (!PROBE_PATH.test(key)) {
       errors.push(`${where}: the key must be /app-health/<container>/livez|readyz|startupz`);
@@ -49,9 +49,12 @@ export function parseAppProbes(json: string | undefined): Map<string, ProbeHandl
   return probes;
 }
 
-function parseHandler(v: any, where: string): ProbeHandler {
-  const kinds = ['httpGet', 'tcpSocket', 'grpc'].filter((k) => v?.[k] !== undefined);
-  if (typeof v !== 'object' || v === null || kinds.length !== 1) throw new ProbeConfigError(`${where}: needs exactly one of httpGet, tcpSocket, grpc`);
+type Loose = Record<string, Record<string, unknown> | undefined>;
+
+function parseHandler(raw: unknown, where: string): ProbeHandler {
+  const v = (typeof raw === 'object' && raw !== null ? raw : {}) as Loose;
+  const kinds = ['httpGet', 'tcpSocket', 'grpc'].filter((k) => v[k] !== undefined);
+  if (typeof raw !== 'object' || raw === null || kinds.length !== 1) throw new ProbeConfigError(`${where}: needs exactly one of httpGet, tcpSocket, grpc`);
   const port = (p: unknown, field: string) => {
     if (!Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535) {
       // Named ports are resolved by the injector against the container's ports.
@@ -64,19 +67,21 @@ function parseHandler(v: any, where: string): ProbeHandler {
     const scheme = h.scheme ?? 'HTTP';
     if (scheme !== 'HTTP' && scheme !== 'HTTPS') throw new ProbeConfigError(`${where}.httpGet.scheme: must be HTTP or HTTPS`);
     if (h.host !== undefined) throw new ProbeConfigError(`${where}.httpGet.host: probing another host is not supported; the agent probes 127.0.0.1`);
-    const headers = h.httpHeaders ?? [];
-    if (!Array.isArray(headers) || headers.some((x: any) => typeof x?.name !== 'string' || typeof x?.value !== 'string')) {
+    const headers = (h.httpHeaders ?? []) as { name: string; value: string }[];
+    if (!Array.isArray(headers) || headers.some((x) => typeof x?.name !== 'string' || typeof x?.value !== 'string')) {
       throw new ProbeConfigError(`${where}.httpGet.httpHeaders: must be a list of {name, value}`);
     }
     const p = h.path ?? '/';
     if (typeof p !== 'string' || !p.startsWith('/')) throw new ProbeConfigError(`${where}.httpGet.path: must start with /`);
-    return { httpGet: { path: p, port: port(h.port, 'httpGet.port'), scheme, httpHeaders: headers } };
+    return { httpGet: { path: p, port: port(h.port, 'httpGet.port'), scheme: scheme as 'HTTP' | 'HTTPS', httpHeaders: headers } };
   }
   if (v.tcpSocket) {
     if (v.tcpSocket.host !== undefined) throw new ProbeConfigError(`${where}.tcpSocket.host: probing another host is not supported`);
     return { tcpSocket: { port: port(v.tcpSocket.port, 'tcpSocket.port') } };
   }
-  return { grpc: { port: port(v.grpc.port, 'grpc.port'), service: v.grpc.service ?? '' } };
+  const service = v.grpc?.service ?? '';
+  if (typeof service !== 'string') throw new ProbeConfigError(`${where}.grpc.service: must be a string`);
+  return { grpc: { port: port(v.grpc?.port, 'grpc.port'), service } };
 }
 
 export interface ProbeResult {
@@ -124,13 +129,21 @@ function tcpProbe(port: number, timeoutMs: number): Promise<ProbeResult> {
   });
 }
 
-let healthClientType: any;
-function healthClient(): any {
+type HealthCheckCallback = (err: grpc.ServiceError | null, res: { status: string }) => void;
+interface HealthClient {
+  Check(request: { service: string }, options: { deadline: number }, callback: HealthCheckCallback): void;
+  close(): void;
+}
+type HealthClientConstructor = new (address: string, credentials: grpc.ChannelCredentials) => HealthClient;
+
+let healthClientType: HealthClientConstructor | undefined;
+function healthClient(): HealthClientConstructor {
   if (!healthClientType) {
     const require = createRequire(import.meta.url);
     const proto = path.join(path.dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
     const def = protoLoader.loadSync(proto, { keepCase: true, enums: String });
-    healthClientType = (grpc.loadPackageDefinition(def) as any).grpc.health.v1.Health;
+    const loaded = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: HealthClientConstructor } } } };
+    healthClientType = loaded.grpc.health.v1.Health;
   }
   return healthClientType;
 }
@@ -139,7 +152,7 @@ function grpcProbe(g: { port: number; service: string }, timeoutMs: number): Pro
   const Client = healthClient();
   const client = new Client(`127.0.0.1:${g.port}`, grpc.credentials.createInsecure());
   return new Promise((resolve) => {
-    client.Check({ service: g.service }, { deadline: Date.now() + timeoutMs }, (err: grpc.ServiceError | null, res: { status: string }) => {
+    client.Check({ service: g.service }, { deadline: Date.now() + timeoutMs }, (err, res) => {
       client.close();
       if (err) resolve({ status: 503, body: `grpc probe of 127.0.0.1:${g.port} failed: ${err.message}` });
       else resolve({ status: res.status === 'SERVING' ? 200 : 503, body: res.status });

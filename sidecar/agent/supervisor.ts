@@ -7,7 +7,9 @@ import { runEnvoy, type EnvoyHandle } from './envoy.ts';
 
 export interface SupervisorOptions {
   envoy: string;
-  bootstrap: Record<string, any>;
+  bootstrap: Record<string, unknown>;
+  /** Envoy's admin API, as the bootstrap sets it. */
+  adminUrl: string;
   workDir: string;
   drainTimeS: number;
   uid?: number;
@@ -32,8 +34,7 @@ export class EnvoySupervisor extends EventEmitter {
   }
 
   get adminUrl(): string {
-    const a = this.o.bootstrap.admin.address.socket_address;
-    return `http://${a.address}:${a.port_value}`;
+    return this.o.adminUrl;
   }
 
   get pid(): number | undefined {

@@ -131,10 +131,15 @@ export async function startEnvoy(
     nodeId?: string;
     inbound?: { port: number; appPort: number };
     zone?: string;
+    /** To restart an Envoy as the same proxy (same ports, same group). */
+    adminPort?: number;
+    outboundPort?: number;
+    /** Envoy runtime keys (a static layer), e.g. to make one Envoy differ from another. */
+    runtime?: Record<string, unknown>;
   },
 ): Promise<EnvoyProcess> {
-  const adminPort = await freePort();
-  const outboundPort = await freePort();
+  const adminPort = opts.adminPort ?? (await freePort());
+  const outboundPort = opts.outboundPort ?? (await freePort());
   const nodeId = opts.nodeId ?? `${opts.service ?? 'client'}-${process.pid}-${++envoyCount}`;
   const bootstrap = envoyBootstrap({
     nodeId,
@@ -146,6 +151,7 @@ export async function startEnvoy(
     outbound: { address: '127.0.0.1', port: outboundPort },
     inbound: opts.inbound && { address: '127.0.0.1', port: opts.inbound.port, appPort: opts.inbound.appPort, appAddress: '127.0.0.1' },
   });
+  if (opts.runtime) bootstrap.layered_runtime = { layers: [{ name: 'test', static_layer: opts.runtime }] };
   const handle = runEnvoy({ envoy: findEnvoy()!, bootstrap, workDir: tempDir(t, 'tessera-envoy-') });
   t.teardown(() => handle.stop());
   let output = '';

@@ -54,3 +54,25 @@ test('the agent bootstrap of a capture-mode sidecar sets capture in the proxy co
   const err = t.throws(() => proxyContextOf(overTheWire({ tessera: { mode: 'sidecar', capture: 'yes' } })));
   t.regex(err!.message, /metadata\.tessera\.capture must be true or false/);
 });
+
+test('node metadata that Envoy could not use, or that is not a name, is refused with the field it is in', (t) => {
+  const bad: [Record<string, unknown>, RegExp][] = [
+    [{ tessera: { mode: 'sidecar', outbound: { address: 'localhost', port: 15001 } } }, /outbound\.address must be an IP address/],
+    [{ tessera: { mode: 'sidecar', inbound: { address: '1.2.3', port: 9080, app_port: 8080 } } }, /inbound\.address must be an IP address/],
+    [{ tessera: { mode: 'sidecar', inbound: { port: 9080, app_port: 8080, app_address: 'app.local' } } }, /inbound\.app_address must be an IP address/],
+    [{ tessera: { mode: 'sidecar', outbound: 'x' } }, /outbound must be an object/],
+    [{ tessera: { mode: 'sidecar', service: 'a b' } }, /tessera\.service must be a name/],
+    [{ tessera: { mode: 'sidecar', namespace: 'x'.repeat(300) } }, /tessera\.namespace must be a name/],
+    [{ tessera: { mode: 'gateway' } }, /mode must be sidecar or proxyless/],
+    [{ tessera: 'sidecar' }, /metadata\.tessera must be an object/],
+  ];
+  for (const [metadata, message] of bad) t.throws(() => proxyContextOf(overTheWire(metadata, { user_agent_name: 'envoy' })), { message }, JSON.stringify(metadata));
+  t.notThrows(() => proxyContextOf(overTheWire({ tessera: { mode: 'sidecar', outbound: { address: '::1', port: 15001 } } })));
+});
+
+test('metadata a client adds beyond what Tessera reads does not make a new group', (t) => {
+  const base = { tessera: { mode: 'sidecar', service: 'reviews' } };
+  const a = groupKey(proxyContextOf(overTheWire(base)));
+  const b = groupKey(proxyContextOf(overTheWire({ ...base, random: Math.random(), tessera: { ...base.tessera, junk: 'x'.repeat(1000) } })));
+  t.is(a, b);
+});

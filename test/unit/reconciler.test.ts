@@ -11,7 +11,7 @@ const clusters = (s: Snapshot) => [...s.get(TypeUrl.Cluster).resources.keys()].s
 
 test('a cluster that leaves the config is served for a grace period, then removed', async (t) => {
   const cache = new SnapshotCache();
-  const reconciler = new Reconciler(cache, 1, 200);
+  const reconciler = new Reconciler(cache, { debounceMs: 1, retireGraceMs: 200 });
   t.teardown(() => reconciler.close());
   reconciler.setModel(model('a', 'b'));
   const group = reconciler.groupOf({ id: 'n', user_agent_name: 'envoy' });
@@ -38,6 +38,9 @@ test('a config that cannot be translated for a watched proxy is refused before a
   const group = reconciler.groupOf({ id: 'n', user_agent_name: 'envoy' });
   cache.watch(group, () => {});
   const broken = model('a', 'a'); // the same service twice: two clusters of one name
-  t.throws(() => reconciler.check(broken), { message: /appears twice/ });
-  t.notThrows(() => reconciler.check(model('a', 'b')));
+  const before = cache.getSnapshot(group);
+  t.throws(() => reconciler.applyModel(broken), { message: /appears twice/ });
+  t.is(cache.getSnapshot(group), before, 'the last good snapshot is still served');
+  t.notThrows(() => reconciler.applyModel(model('a', 'b')));
+  t.deepEqual(clusters(cache.getSnapshot(group)!), ['outbound|80||a.default', 'outbound|80||b.default']);
 });

@@ -10,8 +10,6 @@ export interface ResourceCache {
 }
 
 export interface SnapshotCacheEvents {
-  /** A proxy group gained its first watcher and has no snapshot yet. */
-  demand: [group: string];
   /** A group lost its last watcher. */
   idle: [group: string];
 }
@@ -20,15 +18,20 @@ export class SnapshotCache extends EventEmitter<SnapshotCacheEvents> implements 
   private readonly snapshots = new Map<string, Snapshot>();
   private readonly watchers = new Map<string, Set<(s: Snapshot) => void>>();
 
+  /** Called before a group's snapshot is handed to a new watcher, so the owner can
+   *  bring it up to date first: a snapshot built before the latest change is never
+   *  served to a proxy that (re)connects. */
+  prepare?: (group: string) => void;
+
   watch(group: string, listener: (snapshot: Snapshot) => void): () => void {
     let set = this.watchers.get(group);
     if (!set) this.watchers.set(group, (set = new Set()));
     set.add(listener);
+    this.prepare?.(group);
     const current = this.snapshots.get(group);
-    if (current) listener(current);
-    else if (set.size === 1) this.emit('demand', group);
+    if (current && set.has(listener)) listener(current);
     return () => {
-      set.delete(listener);
+      if (!set.delete(listener)) return;
       if (set.size === 0) {
         this.watchers.delete(group);
         this.emit('idle', group);
@@ -36,10 +39,9 @@ export class SnapshotCache extends EventEmitter<SnapshotCacheEvents> implements 
     };
   }
 
-  /** Publishes a snapshot; an identical one (same content version) is not pushed again. */
+  /** Publishes a snapshot; an identical one (same object) is not pushed again. */
   setSnapshot(group: string, snapshot: Snapshot): boolean {
-    const previous = this.snapshots.get(group);
-    if (previous && previous.version === snapshot.version) return false;
+    if (this.snapshots.get(group) === snapshot) return false;
     this.snapshots.set(group, snapshot);
     for (const listener of [...(this.watchers.get(group) ?? [])]) listener(snapshot);
     return true;
@@ -53,8 +55,17 @@ export class SnapshotCache extends EventEmitter<SnapshotCacheEvents> implements 
     this.snapshots.delete(group);
   }
 
+  isWatched(group: string): boolean {
+    return this.watchers.has(group);
+  }
+
   /** Groups that have watchers now. */
   watchedGroups(): string[] {
     return [...this.watchers.keys()];
+  }
+
+  /** Groups that have a snapshot, watched or not. */
+  groups(): string[] {
+    return [...this.snapshots.keys()];
   }
 }

@@ -79,7 +79,8 @@ function checkFields(type: protobuf.Type, value: unknown, where: string, problem
       for (const [mk, mv] of Object.entries((v ?? {}) as Record<string, unknown>)) check(mv, `${at}[${mk}]`);
     } else if (field.repeated) {
       if (!Array.isArray(v)) problems.push(`${at}: expected a list`);
-      else v.forEach((item, i) => check(item, `${at}[${i}]`));
+      else
+        for (const [i, item] of v.entries()) check(item, `${at}[${i}]`);
     } else {
       check(v, at);
     }

@@ -7,6 +7,7 @@ export interface ResourceRef {
   name: string;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: walks resources the translator built (typed there); any field may be absent
 type Obj = Record<string, any>;
 
 export function references(typeUrl: string, resource: Obj): ResourceRef[] {

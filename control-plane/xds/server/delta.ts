@@ -1,23 +1,28 @@
 // Incremental (delta) ADS: only changed resources are sent, each with its own
 // version, and deletions are named in removed_resources.
-import { versionOf, type CachedResource } from '../cache/snapshot.ts';
-import { ADS_ORDER, isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { hash, selectionKey, type CachedResource, type TypeSnapshot } from '../cache/snapshot.ts';
+import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
-import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from './types.ts';
+import type { DeltaDiscoveryRequest } from './types.ts';
+import { deltaResponse } from './wire.ts';
 
 interface DeltaSubscription {
   wildcard: boolean;
   names: Set<string>;
+  key: string;
   /** What we believe the client holds: name -> version. Updated on send, so a
    *  NACKed version is not resent until the resource changes again. */
   held: Map<string, string>;
   answeredOnce: boolean;
+  /** The type snapshot `held` was last brought up to date with; undefined after
+   *  the subscription changed, so everything is compared once. */
+  seen?: TypeSnapshot;
 }
 
-export class DeltaStream extends XdsStream<DeltaDiscoveryResponse> {
+export class DeltaStream extends XdsStream {
   private readonly subscriptions = new Map<string, DeltaSubscription>();
 
-  constructor(transport: StreamTransport<DeltaDiscoveryResponse>, deps: StreamDeps) {
+  constructor(transport: StreamTransport, deps: StreamDeps) {
     super(transport, deps, 'delta');
   }
 
@@ -37,11 +42,13 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryResponse> {
       sub = {
         wildcard: isWildcardCapable(typeUrl) && subscribe.length === 0,
         names: new Set(),
+        key: '',
         held: new Map(Object.entries(request.initial_resource_versions ?? {})),
         answeredOnce: false,
       };
       this.subscriptions.set(typeUrl, sub);
     }
+    if (subscribe.length === 0 && unsubscribe.length === 0 && sub.answeredOnce) return; // a plain ACK or NACK
     // Unlike SotW, every delta request carries subscription changes, stale nonce or not.
     for (const name of subscribe) {
       if (name === '*') sub.wildcard = true;
@@ -56,41 +63,53 @@ export class DeltaStream extends XdsStream<DeltaDiscoveryResponse> {
     }
     // A resource asked for again must be sent again, even at a version we sent before.
     for (const name of subscribe) if (!request.initial_resource_versions?.[name]) sub.held.delete(name);
-    this.respond(typeUrl, sub);
+    sub.key = hash(selectionKey(sub.wildcard, sub.names));
+    sub.seen = undefined;
+    this.respond(typeUrl, false);
   }
 
-  protected onSnapshot(): void {
-    for (const typeUrl of ADS_ORDER) {
-      const sub = this.subscriptions.get(typeUrl);
-      if (sub) this.respond(typeUrl, sub);
-    }
+  /** What the client holds: each name at the version it was sent, with the resource
+   *  when the snapshot still has that version. */
+  protected heldResources(typeUrl: string) {
+    const sub = this.subscriptions.get(typeUrl);
+    if (!sub) return undefined;
+    const all = this.snapshot?.get(typeUrl).resources;
+    return [...sub.held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, version]) => {
+      const r = all?.get(name);
+      return { name, version, resource: r?.version === version ? r : undefined };
+    });
   }
 
-  private respond(typeUrl: string, sub: DeltaSubscription): void {
-    if (!this.snapshot) return;
-    const all = this.snapshot.get(typeUrl).resources;
+  protected deliver(typeUrl: string): void {
+    const sub = this.subscriptions.get(typeUrl);
+    if (!sub || !this.snapshot) return;
+    const ts = this.snapshot.get(typeUrl);
+    if (ts === sub.seen) return;
+    const all = ts.resources;
     const wanted = (name: string) => sub.wildcard || sub.names.has(name);
+    // Since the last look, only the names the snapshot says changed can differ.
+    const candidates: Iterable<string> = (sub.seen && ts.changedSince(sub.seen)) ?? new Set([...all.keys(), ...sub.held.keys()]);
+    sub.seen = ts;
     const changed: CachedResource[] = [];
-    for (const r of all.values()) {
-      if (wanted(r.name) && sub.held.get(r.name) !== r.version) changed.push(r);
+    const removed: string[] = [];
+    for (const name of candidates) {
+      const r = all.get(name);
+      if (r && wanted(name)) {
+        if (sub.held.get(name) !== r.version) changed.push(r);
+      } else if (sub.held.has(name)) removed.push(name);
     }
-    const removed = [...sub.held.keys()].filter((name) => !all.has(name) || !wanted(name)).sort();
     // The first answer is owed even when empty: the client waits for it to finish warming.
     if (changed.length === 0 && removed.length === 0 && sub.answeredOnce) return;
     sub.answeredOnce = true;
+    changed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    removed.sort();
     for (const r of changed) sub.held.set(r.name, r.version);
     for (const name of removed) sub.held.delete(name);
 
-    const version = versionOf([...all.values()].filter((r) => wanted(r.name)));
+    const version = ts.select(sub.key, sub.wildcard, sub.names).version;
     const resourceNames = changed.map((r) => r.name);
     const nonce = this.nonces.next({ version, sentAt: Date.now(), resourceNames });
-    this.send({
-      system_version_info: version,
-      resources: changed.map((r) => ({ name: r.name, version: r.version, resource: r.any })),
-      type_url: typeUrl,
-      removed_resources: removed,
-      nonce,
-    });
+    this.send(deltaResponse(version, typeUrl, changed, removed, nonce), typeUrl, nonce, version);
     this.deps.callbacks.onPush?.(this.info!, {
       typeUrl,
       version,

@@ -3,29 +3,26 @@
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../../../protos/loader.ts';
 import type { ResourceCache } from '../cache/cache.ts';
+import { addCsdsService } from './csds.ts';
 import { DeltaStream } from './delta.ts';
 import { SotwStream } from './sotw.ts';
-import type { XdsStream } from './stream.ts';
-import type {
-  DeltaDiscoveryRequest,
-  DeltaDiscoveryResponse,
-  DiscoveryRequest,
-  DiscoveryResponse,
-  NodeGrouper,
-  XdsCallbacks,
-} from './types.ts';
+import type { StreamStatus, StreamTransport, XdsStream } from './stream.ts';
+import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeGrouper, XdsCallbacks } from './types.ts';
+import { EncodedResponse } from './wire.ts';
 
 export interface XdsServerOptions {
   cache: ResourceCache;
   group: NodeGrouper;
   callbacks?: XdsCallbacks;
+  /** A stream whose client takes no response for this long is closed (default 60 s). */
+  stuckTimeoutMs?: number;
 }
 
 const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
 
 export class XdsServer {
   readonly grpc: grpc.Server;
-  private readonly streams = new Set<XdsStream<unknown>>();
+  private readonly streams = new Set<XdsStream>();
 
   constructor(private readonly options: XdsServerOptions) {
     this.grpc = new grpc.Server({
@@ -36,27 +33,34 @@ export class XdsServer {
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
     });
-    const definition = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
-    const service = ADS_SERVICE.split('.').reduce((o, k) => o[k], definition).service as grpc.ServiceDefinition;
-    this.grpc.addService(service, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) =>
+    const definition = grpc.loadPackageDefinition(grpcPackageDefinition());
+    const ads = ADS_SERVICE.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], definition);
+    const service = (ads as grpc.ServiceClientConstructor).service;
+    this.grpc.addService(passEncodedResponses(service), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, EncodedResponse>) =>
         this.serve(call, new SotwStream(transportOf(call), this.deps())),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>) =>
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, EncodedResponse>) =>
         this.serve(call, new DeltaStream(transportOf(call), this.deps())),
     });
+    addCsdsService(this.grpc, () => this.statuses());
   }
 
   private deps() {
-    return { cache: this.options.cache, group: this.options.group, callbacks: this.options.callbacks ?? {} };
+    return {
+      cache: this.options.cache,
+      group: this.options.group,
+      callbacks: this.options.callbacks ?? {},
+      stuckTimeoutMs: this.options.stuckTimeoutMs,
+    };
   }
 
   private serve<Req, Res>(
     call: grpc.ServerDuplexStream<Req, Res>,
-    stream: XdsStream<Res> & { onRequest(r: Req): void },
+    stream: XdsStream & { onRequest(r: Req): void },
   ): void {
-    this.streams.add(stream as XdsStream<unknown>);
+    this.streams.add(stream);
     const done = () => {
-      this.streams.delete(stream as XdsStream<unknown>);
+      this.streams.delete(stream);
       stream.close();
     };
     call.on('data', (request: Req) => {
@@ -84,6 +88,11 @@ export class XdsServer {
     });
   }
 
+  /** Every stream that has said who it is, with what it was sent (CSDS). */
+  statuses(): StreamStatus[] {
+    return [...this.streams].map((s) => s.status()).filter((s): s is StreamStatus => s !== undefined);
+  }
+
   get streamCount(): number {
     return this.streams.size;
   }
@@ -94,9 +103,20 @@ export class XdsServer {
   }
 }
 
-function transportOf<Req, Res>(call: grpc.ServerDuplexStream<Req, Res>) {
+/** Responses are encoded by the streams themselves (xds/server/wire.ts), so the
+ *  service's serializer passes their bytes through. */
+function passEncodedResponses(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const passThrough = (method: grpc.MethodDefinition<unknown, unknown>) => {
+    const serialize = method.responseSerialize;
+    return { ...method, responseSerialize: (m: unknown) => (m instanceof EncodedResponse ? m.bytes : serialize(m)) };
+  };
+  return Object.fromEntries(Object.entries(service).map(([name, method]) => [name, passThrough(method)]));
+}
+
+function transportOf<Req>(call: grpc.ServerDuplexStream<Req, EncodedResponse>): StreamTransport {
   return {
-    write: (m: Res) => call.write(m),
+    write: (m: EncodedResponse) => call.write(m),
+    onDrain: (listener: () => void) => call.on('drain', listener),
     end: (error?: { code: number; details: string }) => {
       if (error) call.emit('error', { code: error.code, details: error.details });
       else call.end();

@@ -1,22 +1,27 @@
 // State-of-the-world ADS: every response carries the full set of the subscribed
 // resources of one type, versioned by content.
-import { versionOf, type CachedResource } from '../cache/snapshot.ts';
-import { ADS_ORDER, isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { hash, selectionKey, type Selection, type TypeSnapshot } from '../cache/snapshot.ts';
+import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
-import type { DiscoveryRequest, DiscoveryResponse } from './types.ts';
+import type { DiscoveryRequest } from './types.ts';
+import { sotwBody, withNonce } from './wire.ts';
 
 interface SotwSubscription {
   wildcard: boolean;
   names: Set<string>;
+  /** Identifies the name set, so streams with the same one share a selection. */
+  key: string;
   /** Version of the last response, accepted or not: a NACKed version is not resent. */
   sentVersion?: string;
   latestNonce?: string;
+  /** The type snapshot the last response was worked out from. */
+  seen?: TypeSnapshot;
 }
 
-export class SotwStream extends XdsStream<DiscoveryResponse> {
+export class SotwStream extends XdsStream {
   private readonly subscriptions = new Map<string, SotwSubscription>();
 
-  constructor(transport: StreamTransport<DiscoveryResponse>, deps: StreamDeps) {
+  constructor(transport: StreamTransport, deps: StreamDeps) {
     super(transport, deps, 'sotw');
   }
 
@@ -37,50 +42,60 @@ export class SotwStream extends XdsStream<DiscoveryResponse> {
     const names = request.resource_names ?? [];
     const isNew = !sub;
     if (!sub) {
-      sub = { wildcard: false, names: new Set() };
+      sub = { wildcard: false, names: new Set(), key: '' };
       this.subscriptions.set(typeUrl, sub);
       // A client reconnecting with the version we would send already has it.
       if (request.version_info) sub.sentVersion = request.version_info;
     }
     const changed = updateSubscription(sub, typeUrl, names, isNew);
     const resumed = isNew && Boolean(request.version_info);
-    this.respond(typeUrl, sub, changed && !resumed && !request.error_detail);
+    // The client waits for an answer about names it just asked for, even at an
+    // unchanged version.
+    this.respond(typeUrl, changed && !resumed && !request.error_detail);
   }
 
-  protected onSnapshot(): void {
-    for (const typeUrl of ADS_ORDER) {
-      const sub = this.subscriptions.get(typeUrl);
-      if (sub) this.respond(typeUrl, sub, false);
-    }
+  protected heldResources(typeUrl: string) {
+    return sotwHeld(this.subscriptions.get(typeUrl));
   }
 
-  /** `namesChanged` forces a response even at an unchanged version, since the client
-   *  waits for an answer about the names it just asked for. */
-  private respond(typeUrl: string, sub: SotwSubscription, namesChanged: boolean): void {
-    if (!this.snapshot) return;
-    const resources = selected(this.snapshot.get(typeUrl).resources, sub);
-    const version = versionOf(resources);
-    if (version === sub.sentVersion && !namesChanged) return;
-    const resourceNames = resources.map((r) => r.name);
-    const nonce = this.nonces.next({ version, sentAt: Date.now(), resourceNames });
-    sub.sentVersion = version;
+  protected deliver(typeUrl: string, force: boolean): void {
+    const sub = this.subscriptions.get(typeUrl);
+    if (!sub || !this.snapshot) return;
+    const ts = this.snapshot.get(typeUrl);
+    // Unchanged type snapshot (shared across groups and kept across changes of
+    // other types): nothing to look at.
+    if (ts === sub.seen && !force) return;
+    sub.seen = ts;
+    const selection = ts.select(sub.key, sub.wildcard, sub.names);
+    if (selection.version === sub.sentVersion && !force) return;
+    const { body, names, bytes } = encoded(selection, typeUrl);
+    const nonce = this.nonces.next({ version: selection.version, sentAt: Date.now(), resourceNames: names });
+    sub.sentVersion = selection.version;
     sub.latestNonce = nonce;
-    const response: DiscoveryResponse = {
-      version_info: version,
-      resources: resources.map((r) => r.any),
-      type_url: typeUrl,
-      nonce,
-    };
-    this.send(response);
-    this.deps.callbacks.onPush?.(this.info!, {
-      typeUrl,
-      version,
-      nonce,
-      resourceNames,
-      removedNames: [],
-      bytes: resources.reduce((n, r) => n + r.any.value.length, 0),
-    });
+    this.send(withNonce(body, nonce), typeUrl, nonce, selection.version);
+    this.deps.callbacks.onPush?.(this.info!, { typeUrl, version: selection.version, nonce, resourceNames: names, removedNames: [], bytes });
   }
+}
+
+/** The resources the client was last sent (SotW: all of them every time). */
+export function sotwHeld(sub: { seen?: TypeSnapshot; key: string; wildcard: boolean; names: Set<string> } | undefined) {
+  if (!sub) return undefined;
+  if (!sub.seen) return [];
+  return sub.seen.select(sub.key, sub.wildcard, sub.names).resources.map((r) => ({ name: r.name, version: r.version, resource: r }));
+}
+
+/** The response body of a selection, encoded once for every stream that gets it. */
+function encoded(selection: Selection, typeUrl: string): { body: Buffer; names: string[]; bytes: number } {
+  let e = selection.derived.get('sotw') as ReturnType<typeof encoded> | undefined;
+  if (!e) {
+    e = {
+      body: sotwBody(selection.version, typeUrl, selection.resources),
+      names: selection.resources.map((r) => r.name),
+      bytes: selection.resources.reduce((n, r) => n + r.any.value.length, 0),
+    };
+    selection.derived.set('sotw', e);
+  }
+  return e;
 }
 
 /** Applies the names of a SotW request; returns whether the subscription changed. */
@@ -90,17 +105,9 @@ function updateSubscription(sub: SotwSubscription, typeUrl: string, names: strin
   const wildcard = explicitWildcard || (isWildcardCapable(typeUrl) && names.length === 0 && (isNew || sub.wildcard));
   const next = new Set(names.filter((n) => n !== '*'));
   const changed = isNew || wildcard !== sub.wildcard || next.size !== sub.names.size || [...next].some((n) => !sub.names.has(n));
+  if (!changed) return false;
   sub.wildcard = wildcard;
   sub.names = next;
-  return changed;
-}
-
-function selected(all: ReadonlyMap<string, CachedResource>, sub: SotwSubscription): CachedResource[] {
-  if (sub.wildcard) return [...all.values()];
-  const out: CachedResource[] = [];
-  for (const name of [...sub.names].sort()) {
-    const r = all.get(name);
-    if (r) out.push(r);
-  }
-  return out;
+  sub.key = hash(selectionKey(wildcard, next));
+  return true;
 }
