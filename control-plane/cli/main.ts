@@ -13,6 +13,11 @@ commands:
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
+  sidecar --service S --app-port A [--inbound-port P] [--control-plane URL] [--xds HOST:PORT,…] [--capture] …
+          (tessera sidecar --help for every option)
+  capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
+          [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--outbound-port 15001]
+          [--inbound-capture-port 15006] [--remove]
   get services|proxies [--admin URL] [-o json]
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
@@ -54,6 +59,14 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     }
     case 'bootstrap':
       return bootstrap(args);
+    case 'sidecar': {
+      const { sidecarCommand } = await import('../../sidecar/agent/cli.ts');
+      return sidecarCommand(args);
+    }
+    case 'capture': {
+      const { captureCommand } = await import('../../sidecar/agent/cli.ts');
+      return captureCommand(args);
+    }
     case 'analyze': {
       const { analyzeCommand } = await import('./analyze.ts');
       return analyzeCommand(args);

@@ -196,5 +196,9 @@ export type ProxyContext =
       inbound?: { address: string; port: number; appPort: number; appAddress: string };
       /** The proxy's own zone (node.locality.zone): instances there are preferred. */
       zone?: string;
+      /** Transparent capture (iptables): the outbound listener becomes the outbound
+       *  capture listener (original destination, passthrough for non-mesh hosts) and
+       *  an inbound capture listener listens on `inboundPort`. */
+      capture?: { inboundPort: number };
     }
   | { kind: 'proxyless'; zone?: string };

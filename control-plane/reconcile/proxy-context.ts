@@ -6,6 +6,7 @@ import { structToJson } from '../xds/resources/struct.ts';
 import type { XdsNode } from '../xds/server/types.ts';
 
 export const DEFAULT_OUTBOUND = { address: '127.0.0.1', port: 15001 };
+export const DEFAULT_INBOUND_CAPTURE_PORT = 15006;
 
 export class NodeMetadataError extends Error {
   readonly code = 'TESSERA_ERR_NODE_METADATA';
@@ -40,6 +41,10 @@ export function proxyContextOf(node: XdsNode): ProxyContext {
       appPort: port(inbound.app_port, 'inbound.app_port'),
       appAddress: ip(inbound.app_address, 'inbound.app_address') ?? '127.0.0.1',
     };
+  }
+  if (meta?.capture !== undefined && meta.capture !== false) {
+    if (meta.capture !== true) throw new NodeMetadataError(`metadata.tessera.capture must be true or false, not ${JSON.stringify(meta.capture)}`);
+    context.capture = { inboundPort: port(meta.inbound_capture_port ?? DEFAULT_INBOUND_CAPTURE_PORT, 'inbound_capture_port') };
   }
   return context;
 }

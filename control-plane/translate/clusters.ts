@@ -8,7 +8,7 @@ import { adsConfigSource, socketAddress } from './config-source.ts';
 import { isHttp2Port, type TranslateContext } from './context.ts';
 import { typedAny, type CircuitBreakerThresholds, type Cluster, type HealthCheck, type HttpProtocolOptions, type OutlierDetection } from './envoy-types.ts';
 import { duration, wrap } from './duration.ts';
-import { FILTER, inboundClusterName, outboundClusterName } from './names.ts';
+import { FILTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.ts';
 
 /** Envoy's own default; TrafficPolicy.connectTimeout overrides it. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -55,6 +55,14 @@ export function inboundCluster(ctx: TranslateContext): NamedResource | undefined
     ...(ownPort ? upstreamHttp2(ownPort) : {}),
   };
   return { name, resource };
+}
+
+/** Under capture: sends a connection (or request) on to its original destination,
+ *  for hosts outside the mesh and for inbound traffic to the local app. */
+export function passthroughCluster(ctx: TranslateContext): NamedResource | undefined {
+  if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
+  const name = PASSTHROUGH_CLUSTER;
+  return { name, resource: { name, type: 'ORIGINAL_DST', lb_policy: 'CLUSTER_PROVIDED', connect_timeout: duration(DEFAULT_CONNECT_TIMEOUT_MS) } };
 }
 
 /** The port of the sidecar's own service that the inbound port serves, so a gRPC

@@ -7,10 +7,10 @@
 // equal keys get equal resources, which a caller may build once and share.
 import type { Endpoint, MeshModel, MeshService, ProxyContext } from '../model/types.ts';
 import { TypeUrl, type ResourceTypeUrl } from '../xds/resources/type-urls.ts';
-import { inboundCluster, outboundClusters } from './clusters.ts';
+import { inboundCluster, outboundClusters, passthroughCluster } from './clusters.ts';
 import { byName, contextFor, meshView, type MeshView } from './context.ts';
 import { loadAssignments, serviceLoadAssignments } from './endpoints.ts';
-import { apiListeners, inboundListener, outboundListener } from './listeners.ts';
+import { apiListeners, inboundCaptureListener, inboundListener, outboundListener } from './listeners.ts';
 import { outboundRouteConfiguration, proxylessRouteConfigurations } from './routes.ts';
 
 export { meshView, type MeshView } from './context.ts';
@@ -50,14 +50,13 @@ export function translateType(view: MeshView, proxy: ProxyContext, typeUrl: Tran
   switch (typeUrl) {
     case TypeUrl.Cluster: {
       const clusters = outboundClusters(ctx);
-      const inbound = inboundCluster(ctx);
-      if (inbound) clusters.push(inbound);
+      clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx)));
       return byName(clusters);
     }
     case TypeUrl.ClusterLoadAssignment:
       return byName(loadAssignments(ctx));
     case TypeUrl.Listener:
-      return byName(ctx.proxy.kind === 'sidecar' ? present(outboundListener(ctx), inboundListener(ctx)) : apiListeners(ctx));
+      return byName(ctx.proxy.kind === 'sidecar' ? present(outboundListener(ctx), inboundListener(ctx), inboundCaptureListener(ctx)) : apiListeners(ctx));
     case TypeUrl.RouteConfiguration:
       return byName(ctx.proxy.kind === 'sidecar' ? [outboundRouteConfiguration(ctx)] : proxylessRouteConfigurations(ctx));
   }

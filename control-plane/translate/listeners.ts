@@ -8,7 +8,12 @@ import type { NamedResource } from './index.ts';
 import {
   apiListenerName,
   FILTER,
+  HTTP_APPLICATION_PROTOCOLS,
+  INBOUND_CAPTURE_LISTENER,
   inboundClusterName,
+  LISTENER_FILTER_TYPE,
+  OUTBOUND_CAPTURE_LISTENER,
+  PASSTHROUGH_CLUSTER,
   inboundListenerName,
   OUTBOUND_HTTP_LISTENER,
   OUTBOUND_HTTP_ROUTE_CONFIG,
@@ -37,6 +42,7 @@ function httpConnectionManager(fields: Proto): Proto {
  *  accepts when allow_absolute_url is set; the URL's host then becomes :authority. */
 export function outboundListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar') return undefined;
+  if (ctx.proxy.capture) return outboundCaptureListener(ctx);
   const name = OUTBOUND_HTTP_LISTENER;
   const hcm = httpConnectionManager({
     stat_prefix: name,
@@ -75,6 +81,75 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
     address: socketAddress(address, port),
     traffic_direction: 'INBOUND',
     filter_chains: [{ filters: [hcm] }],
+  };
+  return { name, resource };
+}
+
+// ---- transparent capture ----
+
+/** original_dst restores where a redirected connection was going (SO_ORIGINAL_DST);
+ *  http_inspector tells HTTP from anything else. A connection whose first bytes
+ *  never come (server-first protocols) goes on undetected, as plain TCP. */
+function captureListenerFilters(): Proto {
+  return {
+    listener_filters: [
+      { name: FILTER.originalDst, typed_config: { '@type': LISTENER_FILTER_TYPE.originalDst } },
+      { name: FILTER.httpInspector, typed_config: { '@type': LISTENER_FILTER_TYPE.httpInspector } },
+    ],
+    continue_on_listener_filters_timeout: true,
+  };
+}
+
+/** Non-HTTP connections go on, untouched, to their original destination. */
+function passthroughChain(statPrefix: string): Proto {
+  return {
+    name: 'passthrough',
+    filters: [{ name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } }],
+  };
+}
+
+/** What iptables redirects the app's outbound TCP to. HTTP is routed by Host with
+ *  the same route table as the explicit outbound listener (whose passthrough
+ *  virtual host lets hosts outside the mesh through); other TCP passes through. */
+export function outboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
+  if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
+  const name = OUTBOUND_CAPTURE_LISTENER;
+  const hcm = httpConnectionManager({
+    stat_prefix: name,
+    ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
+    http_protocol_options: { allow_absolute_url: wrap(true) },
+  });
+  const resource = {
+    name,
+    address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
+    traffic_direction: 'OUTBOUND',
+    ...captureListenerFilters(),
+    filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
+    default_filter_chain: passthroughChain(`${name}_tcp`),
+  };
+  return { name, resource };
+}
+
+/** What iptables redirects inbound TCP to: forwarded to the app on the port the
+ *  caller dialled (the original destination). Envoy's own connection to the app
+ *  is exempt from capture by its uid/gid. */
+export function inboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
+  if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
+  const name = INBOUND_CAPTURE_LISTENER;
+  const routeConfig = {
+    name,
+    virtual_hosts: [
+      { name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }] },
+    ],
+  };
+  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const resource = {
+    name,
+    address: socketAddress('0.0.0.0', ctx.proxy.capture.inboundPort),
+    traffic_direction: 'INBOUND',
+    ...captureListenerFilters(),
+    filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
+    default_filter_chain: passthroughChain(`${name}_tcp`),
   };
   return { name, resource };
 }

@@ -12,6 +12,15 @@ export function outboundClusterName(service: string, namespace: string, port: nu
 export const OUTBOUND_HTTP_LISTENER = 'outbound_http';
 export const OUTBOUND_HTTP_ROUTE_CONFIG = 'outbound_http';
 
+/** Transparent capture (iptables): the outbound capture listener on the outbound
+ *  port, the inbound capture listener (and its inline route table), and the
+ *  ORIGINAL_DST cluster that sends a connection on to where it was going. */
+export const OUTBOUND_CAPTURE_LISTENER = 'outbound_capture';
+export const INBOUND_CAPTURE_LISTENER = 'inbound_capture';
+export const PASSTHROUGH_CLUSTER = 'passthrough';
+/** The virtual host in `outbound_http` that lets non-mesh HTTP hosts through. */
+export const PASSTHROUGH_VIRTUAL_HOST = 'passthrough';
+
 /** The sidecar's inbound listener on the instance port (its route config is inline). */
 export function inboundListenerName(port: number): string {
   return `inbound_${port}`;
@@ -44,7 +53,19 @@ export const FILTER = {
   router: 'envoy.filters.http.router',
   previousHostsPredicate: 'envoy.retry_host_predicates.previous_hosts',
   upstreamHttpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  tcpProxy: 'envoy.filters.network.tcp_proxy',
+  originalDst: 'envoy.filters.listener.original_dst',
+  httpInspector: 'envoy.filters.listener.http_inspector',
 } as const;
+
+/** Type URLs of the listener filters capture uses (loaded in protos/loader.ts). */
+export const LISTENER_FILTER_TYPE = {
+  originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+  httpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+} as const;
+
+/** What http_inspector reports for plain HTTP/1.x and HTTP/2 with prior knowledge. */
+export const HTTP_APPLICATION_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
 
 /** Domain suffix of Kubernetes service DNS names (`X.NS.svc.cluster.local`). */
 export const CLUSTER_DOMAIN = 'cluster.local';

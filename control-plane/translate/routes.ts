@@ -3,11 +3,14 @@
 import type { MeshService, ServicePort } from '../model/types.ts';
 import { byName, isHttpPort, type TranslateContext } from './context.ts';
 import type { Route, RouteConfiguration, VirtualHost } from './envoy-types.ts';
+import { duration } from './duration.ts';
 import type { NamedResource } from './index.ts';
 import {
   CLUSTER_DOMAIN,
   OUTBOUND_HTTP_ROUTE_CONFIG,
   outboundClusterName,
+  PASSTHROUGH_CLUSTER,
+  PASSTHROUGH_VIRTUAL_HOST,
   proxylessRouteConfigName,
   virtualHostName,
 } from './names.ts';
@@ -24,6 +27,15 @@ export function outboundRouteConfiguration(ctx: TranslateContext): NamedResource
     if (domains.length === 0) return [];
     return [{ name: virtualHostName(service.name, service.namespace, port.port), domains, routes: routesFor(ctx, service, port) }];
   });
+  if (ctx.proxy.kind === 'sidecar' && ctx.proxy.capture) {
+    // Captured HTTP to a host the mesh does not know goes where the app sent it.
+    // Envoy picks `*` only when no other domain matches, whatever the order.
+    virtualHosts.push({
+      name: PASSTHROUGH_VIRTUAL_HOST,
+      domains: ['*'],
+      routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }],
+    });
+  }
   const name = OUTBOUND_HTTP_ROUTE_CONFIG;
   const resource: RouteConfiguration = { name, virtual_hosts: byName(virtualHosts) };
   return { name, resource };

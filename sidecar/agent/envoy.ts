@@ -13,6 +13,18 @@ export function findEnvoy(): string | undefined {
   }
 }
 
+let setprivPath: string | null | undefined;
+function findSetpriv(): string | undefined {
+  if (setprivPath === undefined) {
+    try {
+      setprivPath = execFileSync('sh', ['-c', 'command -v setpriv'], { encoding: 'utf8' }).trim() || null;
+    } catch {
+      setprivPath = null;
+    }
+  }
+  return setprivPath ?? undefined;
+}
+
 export interface EnvoyHandle {
   child: ChildProcess;
   adminUrl: string;
@@ -29,18 +41,30 @@ export function runEnvoy(opts: {
   workDir: string;
   logLevel?: string;
   stdio?: 'inherit' | 'pipe' | 'ignore';
+  /** How long Envoy's graceful listener drain lasts (--drain-time-s); default 2. */
+  drainTimeS?: number;
+  /** Run Envoy under this identity (the capture rules exclude the proxy's uid and gid). */
+  uid?: number;
+  gid?: number;
 }): EnvoyHandle {
   fs.mkdirSync(opts.workDir, { recursive: true });
   const bootstrapPath = path.join(opts.workDir, 'envoy-bootstrap.json');
   fs.writeFileSync(bootstrapPath, JSON.stringify(opts.bootstrap, null, 2));
+  if (opts.uid !== undefined) {
+    // Envoy runs under another uid: it must be able to read its bootstrap.
+    fs.chmodSync(opts.workDir, 0o755);
+    fs.chmodSync(bootstrapPath, 0o644);
+  }
   const admin = opts.bootstrap.admin.address.socket_address;
   const adminUrl = `http://${admin.address}:${admin.port_value}`;
-  const child = spawn(
-    opts.envoy,
-    // No hot restart: several Envoys share a machine without --base-id juggling.
-    ['-c', bootstrapPath, '--disable-hot-restart', '--concurrency', '1', '-l', opts.logLevel ?? 'warning', '--drain-time-s', '2'],
-    { stdio: ['ignore', opts.stdio ?? 'pipe', opts.stdio ?? 'pipe'] },
-  );
+  // No hot restart: several Envoys share a machine without --base-id juggling.
+  const envoyArgs = ['-c', bootstrapPath, '--disable-hot-restart', '--concurrency', '1', '-l', opts.logLevel ?? 'warning', '--drain-time-s', String(opts.drainTimeS ?? 2)];
+  // Envoy must not outlive whoever started it (an agent killed with SIGKILL would
+  // leave it serving a stale instance): setpriv asks the kernel for SIGTERM on
+  // parent death, then execs Envoy in the same process.
+  const setpriv = findSetpriv();
+  const [cmd, args] = setpriv ? [setpriv, ['--pdeathsig', 'SIGTERM', '--', opts.envoy, ...envoyArgs]] : [opts.envoy, envoyArgs];
+  const child = spawn(cmd, args, { stdio: ['ignore', opts.stdio ?? 'pipe', opts.stdio ?? 'pipe'], uid: opts.uid, gid: opts.gid });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,

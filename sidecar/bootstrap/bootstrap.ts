@@ -14,6 +14,9 @@ export interface BootstrapOptions {
   zone?: string;
   outbound: { address: string; port: number };
   inbound?: { address: string; port: number; appPort: number; appAddress: string };
+  /** Transparent capture (iptables): the control plane then serves the outbound
+   *  capture listener (original destination) and the inbound one on `inboundPort`. */
+  capture?: { inboundPort: number };
 }
 
 export const XDS_CLUSTER = 'tessera_xds';
@@ -32,6 +35,10 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       app_port: o.inbound.appPort,
       app_address: o.inbound.appAddress,
     };
+  }
+  if (o.capture) {
+    tessera.capture = true;
+    tessera.inbound_capture_port = o.capture.inboundPort;
   }
   const ads = { ads: {}, resource_api_version: 'V3' };
   return {

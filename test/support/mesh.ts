@@ -82,15 +82,16 @@ export interface ControlPlaneProcess {
 
 export async function startControlPlaneProcess(
   t: ExecutionContext,
-  opts: { configDir?: string; extraArgs?: string[]; xdsPort?: number; adminPort?: number } = {},
+  opts: { configDir?: string; extraArgs?: string[]; xdsPort?: number; adminPort?: number; address?: string; readyTimeoutMs?: number } = {},
 ): Promise<ControlPlaneProcess> {
+  const address = opts.address ?? '127.0.0.1';
   const xdsPort = opts.xdsPort ?? (await freePort());
   const adminPort = opts.adminPort ?? (await freePort());
-  const args = [tesseraBin, 'control-plane', '--address', '127.0.0.1', '--xds-port', String(xdsPort), '--admin-port', String(adminPort)];
+  const args = [tesseraBin, 'control-plane', '--address', address, '--xds-port', String(xdsPort), '--admin-port', String(adminPort)];
   if (opts.configDir) args.push('--config', opts.configDir);
   args.push(...(opts.extraArgs ?? []));
   const proc = startProcess(t, process.execPath, args);
-  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const adminUrl = `http://${address}:${adminPort}`;
   const api = async <T>(p: string): Promise<T> => {
     const res = await request(adminUrl + p);
     if (res.statusCode !== 200) throw new Error(`GET ${p}: ${res.statusCode} ${await res.body.text()}`);
@@ -101,7 +102,7 @@ export async function startControlPlaneProcess(
     const res = await request(`${adminUrl}/readyz`);
     await res.body.dump();
     return res.statusCode === 200;
-  }, 20_000).catch((err) => {
+  }, opts.readyTimeoutMs ?? 20_000).catch((err) => {
     throw new Error(`${err.message}\n${proc.output()}`);
   });
   t.teardown(() => {

@@ -40,3 +40,29 @@ test('the mesh service runs the example runner, listening publicly on the ports 
     t.true(runner.includes(port), `the runner uses ${port}`);
   }
 });
+
+test('the sidecar profile runs `tessera sidecar` in the app\'s network namespace, registering with the control plane by its token', (t) => {
+  const sidecars = Object.entries<any>(compose.services).filter(([, svc]) => svc.command?.[0] === 'sidecar');
+  t.true(sidecars.length >= 1, 'some compose service runs tessera sidecar');
+  for (const [name, svc] of sidecars) {
+    const arg = (flag: string) => svc.command[svc.command.indexOf(flag) + 1];
+    const app = /^service:(.+)$/.exec(svc.network_mode)?.[1];
+    t.truthy(app && compose.services[app], `${name} shares an app's network namespace`);
+    t.is(arg('--address'), app, 'registered at the app container\'s name');
+    t.true(compose.services[app!].entrypoint.join(' ').includes(`'${arg('--service')}', ${arg('--app-port')}`), 'the app listens on --app-port');
+    t.is(arg('--control-plane'), 'http://control-plane:18080');
+    t.is(arg('--xds'), 'control-plane:18000');
+    t.is(arg('--admin-token-file'), '/run/secrets/admin-token');
+    t.deepEqual(svc.secrets, ['admin-token']);
+    t.regex(svc.healthcheck.test.join(' '), /15021\/ready/);
+  }
+  const cp = compose.services['control-plane'];
+  t.is(cp.command[cp.command.indexOf('--admin-token-file') + 1], '/run/secrets/admin-token', 'the control plane checks the same token');
+  t.truthy(compose.secrets['admin-token']);
+});
+
+test('the mesh service starts its sidecars with `tessera sidecar`, not hand-written bootstraps', (t) => {
+  const runner = fs.readFileSync(path.join(repoRoot, compose.services.mesh.entrypoint.at(-1)), 'utf8');
+  t.regex(runner, /'sidecar',/);
+  t.notRegex(runner, /envoyBootstrap|runEnvoy/);
+});

@@ -42,6 +42,19 @@ test('proxies with the same context share a group whatever the key order', (t) =
   t.is(a, b);
 });
 
+test('the agent bootstrap of a capture-mode sidecar sets capture in the proxy context; a bad value is refused', async (t) => {
+  const { envoyBootstrap } = await import('../../sidecar/bootstrap/bootstrap.ts');
+  const bootstrap = envoyBootstrap({
+    nodeId: 'a-1', service: 'a', namespace: 'mesh', xds: [{ host: '127.0.0.1', port: 18000 }], mode: 'sotw', adminPort: 15000,
+    outbound: { address: '127.0.0.1', port: 15001 }, capture: { inboundPort: 15006 },
+  }) as any;
+  const context = proxyContextOf(overTheWire(bootstrap.node.metadata));
+  t.deepEqual(context, { kind: 'sidecar', service: 'a', namespace: 'mesh', outbound: { address: '127.0.0.1', port: 15001 }, capture: { inboundPort: 15006 } });
+  t.not(groupKey(context), groupKey({ ...context, capture: undefined } as any), 'capture and non-capture sidecars get different snapshots');
+  const err = t.throws(() => proxyContextOf(overTheWire({ tessera: { mode: 'sidecar', capture: 'yes' } })));
+  t.regex(err!.message, /metadata\.tessera\.capture must be true or false/);
+});
+
 test('node metadata that Envoy could not use, or that is not a name, is refused with the field it is in', (t) => {
   const bad: [Record<string, unknown>, RegExp][] = [
     [{ tessera: { mode: 'sidecar', outbound: { address: 'localhost', port: 15001 } } }, /outbound\.address must be an IP address/],

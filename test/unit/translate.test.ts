@@ -304,3 +304,25 @@ test('a proxy that knows its zone gets its zone at priority 0 and the others at 
   t.deepEqual(priorities('z3', endpoints), [['z1', 0], ['z2', 0]], 'no gap: nothing local, everything at 0');
   t.deepEqual(priorities('z2', [endpoints[0], { ...endpoints[1], health: 'unhealthy' }]), [['z1', 0]], 'the local zone failed: the rest move up');
 });
+
+test('capture mode: the outbound listener becomes the capture listener, an inbound capture listener and a passthrough cluster appear, and their filters survive encoding', async (t) => {
+  const { decodeAny } = await import('../../control-plane/xds/resources/codec.ts');
+  const capture: ProxyContext = { ...sidecar, capture: { inboundPort: 15006 } } as ProxyContext;
+  const model = { model: { services: [{ name: 'b', ports: [{ name: 'http', port: 80 }] }] }, endpoints: [{ service: 'b', address: '10.0.0.2', port: 80 }] };
+  const set = translate(input({ ...model, proxy: capture }));
+  t.deepEqual(resources(set, TypeUrl.Listener).map((l) => l.name), ['inbound_capture', 'outbound_capture']);
+  t.is(find(set, TypeUrl.Cluster, 'passthrough').type, 'ORIGINAL_DST');
+  t.deepEqual(virtualHost(set, 'passthrough').domains, ['*'], 'captured HTTP to a non-mesh host passes through');
+  t.true(virtualHost(set, 'b.default:80').domains.includes('b'), 'mesh hosts still route by Host');
+  for (const name of ['outbound_capture', 'inbound_capture']) {
+    const decoded = decodeAny(encodeAny(TypeUrl.Listener, find(set, TypeUrl.Listener, name))) as Obj;
+    t.deepEqual(decoded.listener_filters.map((f: Obj) => f.typed_config['@type'] ?? f.typed_config.type_url), [
+      'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
+      'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+    ], `${name}: listener filters keep their types on the wire`);
+    t.truthy(decoded.default_filter_chain.filters[0].typed_config, `${name}: the passthrough chain keeps its tcp_proxy`);
+  }
+  const plain = translate(input(model));
+  t.deepEqual(resources(plain, TypeUrl.Listener).map((l) => l.name), ['outbound_http']);
+  t.throws(() => virtualHost(plain, 'passthrough'), undefined, 'without capture nothing passes through');
+});

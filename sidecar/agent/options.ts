@@ -1,0 +1,232 @@
+// `tessera sidecar` options: flags first, then the TESSERA_* environment the
+// injector sets from the downward API, then defaults. Every mistake is reported
+// at once, naming the flag (or variable) to fix.
+import fs from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { parseXdsAddresses } from '../bootstrap/bootstrap.ts';
+import { CaptureError, DEFAULT_CAPTURE, parseCidrList, parsePortList, type CaptureOptions } from './capture.ts';
+import { parseAppProbes, type ProbeHandler } from './probes.ts';
+
+export class AgentConfigError extends Error {
+  readonly code = 'TESSERA_ERR_AGENT_CONFIG';
+}
+
+export type HealthCheck = { http: string } | { tcp: true } | { grpc: true } | undefined;
+
+export interface AgentOptions {
+  service: string;
+  namespace: string;
+  instanceId: string;
+  nodeId: string;
+  /** The address other hosts reach this instance at (registered in the control plane). */
+  address: string;
+  appPort: number;
+  /** The instance port Envoy's inbound listener takes (without capture). */
+  inboundPort?: number;
+  controlPlane: string;
+  xds: { host: string; port: number }[];
+  xdsMode: 'sotw' | 'delta';
+  capture?: CaptureOptions;
+  drainTimeoutMs: number;
+  statusPort: number;
+  probePort: number;
+  adminPort: number;
+  outboundPort: number;
+  /** Where the explicit outbound listener listens (127.0.0.1; 0.0.0.0 to share it). */
+  outboundAddress: string;
+  adminToken?: string;
+  register: boolean;
+  healthCheck: HealthCheck;
+  zone?: string;
+  envoy?: string;
+  workDir?: string;
+  probes: Map<string, ProbeHandler>;
+}
+
+export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P] [--namespace NS] [--instance-id ID]
+          [--address IP] [--control-plane URL] [--xds HOST:PORT,…] [--xds-mode sotw|delta] [--capture]
+          [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
+          [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
+          [--admin-token-file F] [--zone Z] [--envoy PATH] [--work-dir DIR]
+          (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
+           [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
+
+export const CAPTURE_FLAGS = {
+  'inbound-ports': { type: 'string' },
+  'exclude-inbound-ports': { type: 'string' },
+  'exclude-outbound-ports': { type: 'string' },
+  'exclude-outbound-ip-ranges': { type: 'string' },
+  'proxy-uid': { type: 'string' },
+  'outbound-port': { type: 'string' },
+  'inbound-capture-port': { type: 'string' },
+} as const;
+
+export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = process.env, readFile?: (f: string) => string): AgentOptions {
+  const { values } = parseArgs({
+    args,
+    options: {
+      service: { type: 'string' },
+      namespace: { type: 'string' },
+      'instance-id': { type: 'string' },
+      address: { type: 'string' },
+      'app-port': { type: 'string' },
+      'inbound-port': { type: 'string' },
+      'control-plane': { type: 'string' },
+      xds: { type: 'string' },
+      'xds-mode': { type: 'string' },
+      capture: { type: 'boolean' },
+      'drain-timeout': { type: 'string' },
+      'status-port': { type: 'string' },
+      'probe-port': { type: 'string' },
+      'admin-port': { type: 'string' },
+      'outbound-address': { type: 'string' },
+      'admin-token-file': { type: 'string' },
+      'health-check': { type: 'string' },
+      'no-register': { type: 'boolean' },
+      zone: { type: 'string' },
+      envoy: { type: 'string' },
+      'work-dir': { type: 'string' },
+      ...CAPTURE_FLAGS,
+    },
+  });
+  const errors: string[] = [];
+  const attempt = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      errors.push((err as Error).message);
+      return undefined;
+    }
+  };
+  const pick = (flag: string, envName?: string): string | undefined => (values as Record<string, string | undefined>)[flag] ?? (envName ? env[envName] : undefined);
+  const port = (flag: string, envName: string | undefined, fallback?: number): number | undefined => {
+    const raw = pick(flag, envName);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+      errors.push(`--${flag}${envName ? ` (or ${envName})` : ''} must be a port number, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return n;
+  };
+
+  const service = pick('service', 'TESSERA_SERVICE');
+  if (!service) errors.push('--service (or TESSERA_SERVICE) is required');
+  const namespace = pick('namespace', 'TESSERA_NAMESPACE') ?? 'default';
+  const appPort = port('app-port', 'TESSERA_APP_PORT');
+  if (appPort === undefined) errors.push('--app-port (or TESSERA_APP_PORT) is required');
+  const inboundPort = port('inbound-port', undefined);
+  if (inboundPort !== undefined && inboundPort === appPort) errors.push('--inbound-port must differ from --app-port (Envoy takes the inbound port and forwards to the app)');
+  const instanceId = pick('instance-id', 'TESSERA_INSTANCE_ID') ?? `${service}-${os.hostname()}-${appPort}`.replace(/[^A-Za-z0-9._:-]/g, '-');
+  const xdsMode = pick('xds-mode') ?? 'sotw';
+  if (xdsMode !== 'sotw' && xdsMode !== 'delta') errors.push(`--xds-mode must be sotw or delta, got ${JSON.stringify(xdsMode)}`);
+  const controlPlane = pick('control-plane', 'TESSERA_CONTROL_PLANE') ?? 'http://127.0.0.1:18080';
+  const cpUrl = attempt(() => {
+    const u = new URL(controlPlane);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+    return u;
+  });
+  if (!cpUrl) errors.push(`--control-plane (or TESSERA_CONTROL_PLANE) must be an http(s) URL, got ${JSON.stringify(controlPlane)}`);
+  const xds = attempt(() => parseXdsAddresses(pick('xds', 'TESSERA_XDS') ?? `${cpUrl?.hostname.replace(/^\[|\]$/g, '') ?? '127.0.0.1'}:18000`)) ?? [];
+  const drainRaw = pick('drain-timeout', 'TESSERA_DRAIN_TIMEOUT') ?? '10s';
+  const drainTimeoutMs = attempt(() => {
+    const ms = parseDuration(drainRaw);
+    if (!(ms > 0)) throw new Error();
+    return ms;
+  });
+  if (drainTimeoutMs === undefined) errors.push(`--drain-timeout (or TESSERA_DRAIN_TIMEOUT) must be a duration like 10s, got ${JSON.stringify(drainRaw)}`);
+  const healthCheck = attempt(() => parseHealthCheck(pick('health-check') ?? 'tcp'));
+  const probes = attempt(() => parseAppProbes(env.TESSERA_APP_PROBES)) ?? new Map();
+  const tokenFile = pick('admin-token-file');
+  const adminToken = tokenFile
+    ? attempt(() => {
+        const token = (readFile ?? defaultRead)(tokenFile).trim();
+        if (!token) throw new AgentConfigError(`--admin-token-file ${tokenFile} is empty`);
+        return token;
+      })
+    : undefined;
+
+  let capture: CaptureOptions | undefined;
+  const captureFlagsUsed = Object.keys(CAPTURE_FLAGS).filter((f) => f !== 'outbound-port' && (values as Record<string, unknown>)[f] !== undefined);
+  if (values.capture) {
+    capture = attempt(() => captureOptions(values as Record<string, string | undefined>, env)) ?? undefined;
+    if (inboundPort !== undefined) errors.push('--inbound-port is for running without --capture; with capture the app keeps its port and Envoy takes its traffic on the inbound capture port');
+  } else if (captureFlagsUsed.length) {
+    errors.push(`${captureFlagsUsed.map((f) => `--${f}`).join(', ')} only apply with --capture`);
+  }
+
+  const statusPort = port('status-port', undefined, 15021)!;
+  const probePort = port('probe-port', undefined, 15020)!;
+  const adminPort = port('admin-port', undefined, 15000)!;
+  const outboundPort = port('outbound-port', undefined, 15001)!;
+  if (errors.length) throw new AgentConfigError(errors.join('\n'));
+  return {
+    service: service!,
+    namespace,
+    instanceId,
+    nodeId: `${instanceId}.${namespace}`,
+    address: pick('address', 'TESSERA_INSTANCE_ADDRESS') ?? '127.0.0.1',
+    appPort: appPort!,
+    inboundPort,
+    controlPlane: controlPlane.replace(/\/+$/, ''),
+    xds,
+    xdsMode: xdsMode as 'sotw' | 'delta',
+    capture,
+    drainTimeoutMs: drainTimeoutMs!,
+    statusPort,
+    probePort,
+    adminPort,
+    outboundPort,
+    outboundAddress: pick('outbound-address') ?? '127.0.0.1',
+    adminToken,
+    register: !values['no-register'],
+    healthCheck: healthCheck!,
+    zone: pick('zone'),
+    envoy: pick('envoy', 'TESSERA_ENVOY'),
+    workDir: pick('work-dir'),
+    probes,
+  };
+}
+
+function defaultRead(file: string): string {
+  return fs.readFileSync(file, 'utf8');
+}
+
+/** `500ms`, `10s`, `1m`, `1m30s` (the config files' duration form). */
+export function parseDuration(value: string): number {
+  const m = /^(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(value.trim());
+  if (!m || value.trim() === '') throw new AgentConfigError(`not a duration: ${JSON.stringify(value)}`);
+  return Number(m[1] ?? 0) * 60_000 + Number(m[2] ?? 0) * 1000 + Number(m[3] ?? 0);
+}
+
+function parseHealthCheck(value: string): HealthCheck {
+  if (value === 'none') return undefined;
+  if (value === 'tcp') return { tcp: true };
+  if (value === 'grpc') return { grpc: true };
+  if (value.startsWith('http:/')) return { http: value.slice('http:'.length) };
+  throw new AgentConfigError(`--health-check must be tcp, grpc, http:/PATH or none, got ${JSON.stringify(value)}`);
+}
+
+/** The `tessera capture` flags (also accepted by `tessera sidecar --capture`). */
+export function captureOptions(values: Record<string, string | undefined>, env: NodeJS.ProcessEnv = {}): CaptureOptions {
+  const inboundRaw = values['inbound-ports'] ?? env.TESSERA_INBOUND_PORTS ?? '*';
+  const num = (flag: string, fallback: number, max = 65535) => {
+    const raw = values[flag];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0 || n > max) throw new CaptureError(`--${flag} must be a number from 0 to ${max}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const proxyUid = num('proxy-uid', DEFAULT_CAPTURE.proxyUid, 2 ** 31 - 1);
+  return {
+    inboundPorts: inboundRaw.trim() === '*' ? '*' : parsePortList(inboundRaw, '--inbound-ports (or TESSERA_INBOUND_PORTS)'),
+    excludeInboundPorts: parsePortList(values['exclude-inbound-ports'], '--exclude-inbound-ports'),
+    excludeOutboundPorts: parsePortList(values['exclude-outbound-ports'], '--exclude-outbound-ports'),
+    excludeOutboundCidrs: parseCidrList(values['exclude-outbound-ip-ranges'], '--exclude-outbound-ip-ranges'),
+    proxyUid,
+    proxyGid: proxyUid,
+    outboundPort: num('outbound-port', DEFAULT_CAPTURE.outboundPort),
+    inboundCapturePort: num('inbound-capture-port', DEFAULT_CAPTURE.inboundCapturePort),
+  };
+}
