@@ -5,10 +5,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { requireEnvoy, startControlPlaneProcess, tempDir, tesseraBin } from '../support/mesh.ts';
-import { requireTool, startProcess, waitFor } from '../support/processes.ts';
+import { requireTool, startProcess, testNeeding, waitFor } from '../support/processes.ts';
+import { findEnvoy } from '../../sidecar/agent/envoy.ts';
 
 function canUseNetns(): boolean {
   if (process.getuid?.() !== 0) return false;
@@ -87,7 +88,9 @@ async function envoyStat(ns: string, name: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-test.serial('with --capture, app A calls http://b.mesh/ unaware: both Envoys carry it, the route split holds, non-mesh hosts pass through, and Envoy does not loop', async (t) => {
+const netnsTest = testNeeding({ envoy: findEnvoy() !== undefined, netns: canUseNetns() });
+
+netnsTest.serial('with --capture, app A calls http://b.mesh/ unaware: both Envoys carry it, the route split holds, non-mesh hosts pass through, and Envoy does not loop', async (t) => {
   if (!requireEnvoy(t)) return;
   if (!requireTool(t, canUseNetns(), 'ip netns + iptables (as root)', 'run as root with iproute2 and iptables (apt-get install iptables)')) return;
   const hosts = makeHosts(t);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
-import { REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, tally, tempDir } from '../support/mesh.ts';
+import { envoyTest, REGISTRY_API_CONFIG, requireEnvoy, startBackend, startControlPlaneProcess, tally, tempDir } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar, steadyLoad } from '../support/sidecar.ts';
 
@@ -20,7 +20,7 @@ async function clientHosts(adminUrl: string): Promise<string[]> {
   return [...new Set(text.split('\n').filter((l) => l.startsWith('outbound|80||api.default::') && l.includes('::cx_total::')).map((l) => l.split('::')[1]))].sort();
 }
 
-test.serial('startup gate: a new instance registers only once its Envoy is ready, its app gets no traffic before, and clients see no error', async (t) => {
+envoyTest.serial('startup gate: a new instance registers only once its Envoy is ready, its app gets no traffic before, and clients see no error', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await meshWithApi(t);
   const client = await startSidecar(t, { service: 'client', appPort: await freePort(), inbound: false, controlPlane: cp, extraArgs: ['--no-register', '--health-check', 'none'] });
@@ -55,7 +55,7 @@ test.serial('startup gate: a new instance registers only once its Envoy is ready
   t.true(load.outcomes.length > 50, `${load.outcomes.length} requests sent`);
 });
 
-test.serial('drain: SIGTERM under ~50 req/s loses no request, the instance gets nothing new once clients dropped it, and the agent exits 0 in time', async (t) => {
+envoyTest.serial('drain: SIGTERM under ~50 req/s loses no request, the instance gets nothing new once clients dropped it, and the agent exits 0 in time', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await meshWithApi(t);
   const client = await startSidecar(t, { service: 'client', appPort: await freePort(), inbound: false, controlPlane: cp, extraArgs: ['--no-register', '--health-check', 'none'] });
@@ -98,7 +98,7 @@ test.serial('drain: SIGTERM under ~50 req/s loses no request, the instance gets 
   t.true(load.outcomes.filter((o) => o.at > exit.at).every((o) => o.backend === 'api-1'));
 });
 
-test.serial('the app probes on the probe port come from the app; Envoy killed with SIGKILL is restarted, /ready comes back and traffic recovers; a killed agent takes Envoy with it', async (t) => {
+envoyTest.serial('the app probes on the probe port come from the app; Envoy killed with SIGKILL is restarted, /ready comes back and traffic recovers; a killed agent takes Envoy with it', async (t) => {
   if (!requireEnvoy(t)) return;
   const cp = await meshWithApi(t);
   const client = await startSidecar(t, { service: 'client', appPort: await freePort(), inbound: false, controlPlane: cp, extraArgs: ['--no-register', '--health-check', 'none'] });
