@@ -322,6 +322,15 @@ function convertMeshConfig(doc: Doc, ctx: ConvertContext): void {
     ctx.error(['metadata', 'name'], `MeshConfig ${doc.metadata.name}: only one MeshConfig may exist`);
     return;
   }
+  // Until the mesh issues certificates, traffic between sidecars is plaintext: a config
+  // that asks for STRICT must not believe it is enforced.
+  if (doc.spec?.mtls?.mode === 'STRICT') {
+    ctx.error(
+      ['spec', 'mtls', 'mode'],
+      `MeshConfig ${doc.metadata.name}: mtls.mode STRICT is not enforced yet (no mesh certificates are issued), so it is refused; use PERMISSIVE or DISABLE`,
+    );
+    return;
+  }
   ctx.model.meshConfig = {
     trustDomain: doc.spec?.trustDomain ?? 'cluster.local',
     mtlsMode: doc.spec?.mtls?.mode ?? 'PERMISSIVE',

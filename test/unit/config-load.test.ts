@@ -216,3 +216,15 @@ test('tessera validate prints each error as file:line:column and exits 1; a good
   t.regex(err.join(''), /x\.yaml:4:\d+: Service a: unknown field 'spec\.portz'/);
   t.is(await validateCommand([path.join(d, 'missing')], sink(out), sink(err)), 2);
 });
+
+test('a MeshConfig asking for STRICT mTLS is refused at its line while mTLS is not enforced', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-mtls-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
+  const { errors } = loadConfigDir(dir);
+  t.is(errors.length, 1);
+  t.is(errors[0].line, 5);
+  t.regex(errors[0].message, /STRICT is not enforced yet/);
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: DISABLE}\n');
+  t.deepEqual(loadConfigDir(dir).errors, []);
+});
