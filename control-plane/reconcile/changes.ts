@@ -72,9 +72,17 @@ export interface ChangeLogEvents {
   applied: [change: Change, ms: number];
 }
 
+/** A change not yet ACKed everywhere: when it was published, how many of its
+ *  deliveries are unanswered, and whether one was refused (then it never settles). */
+interface Unsettled {
+  publishedAt: number;
+  open: number;
+  failed: boolean;
+}
+
 export class ChangeLog extends EventEmitter<ChangeLogEvents> {
   private readonly changes: Change[] = [];
-  private readonly publishedAt = new Map<Change, number>();
+  private readonly unsettled = new Map<Change, Unsettled>();
   private recording?: { change: Change; byStream: Map<number, ProxyDelivery> };
   /** Deliveries not yet answered, by stream and type URL, oldest first. */
   private readonly pending = new Map<number, Map<string, Pending[]>>();
@@ -87,13 +95,13 @@ export class ChangeLog extends EventEmitter<ChangeLogEvents> {
     reconciler.on('publishing', (summary) => {
       const change: Change = { ...summary, version: String(summary.generation), appliedAt: new Date().toISOString(), proxies: [] };
       this.recording = { change, byStream: new Map() };
+      this.unsettled.set(change, { publishedAt: Date.now(), open: 0, failed: false });
     });
     reconciler.on('published', () => {
       const recording = this.recording;
       this.recording = undefined;
       if (!recording) return;
       this.changes.push(recording.change);
-      this.publishedAt.set(recording.change, Date.now());
       while (this.changes.length > this.limit) this.forget(this.changes.shift()!);
       this.settle(recording.change);
     });
@@ -116,6 +124,8 @@ export class ChangeLog extends EventEmitter<ChangeLogEvents> {
       let list = byType.get(push.typeUrl);
       if (!list) byType.set(push.typeUrl, (list = []));
       list.push({ nonce: Number(push.nonce), pushedAt: Date.now(), delivery, change: recording.change });
+      const unsettled = this.unsettled.get(recording.change);
+      if (unsettled) unsettled.open++;
     },
     // An ACK of a nonce also settles older pushes of the type: the proxy applied a
     // state that includes them. A NACK rejects the pushes up to that nonce, since
@@ -124,7 +134,7 @@ export class ChangeLog extends EventEmitter<ChangeLogEvents> {
     onNack: (stream, nack) => this.answer(stream.streamId, nack.typeUrl, Number(nack.nonce), 'nacked', nack.error.message ?? ''),
     onStreamClose: (stream) => {
       for (const list of this.pending.get(stream.streamId)?.values() ?? []) {
-        for (const p of list) p.delivery.status = 'disconnected';
+        for (const p of list) this.resolve(p, 'disconnected');
       }
       this.pending.delete(stream.streamId);
     },
@@ -135,23 +145,34 @@ export class ChangeLog extends EventEmitter<ChangeLogEvents> {
     if (!list || !Number.isFinite(nonce)) return;
     while (list.length > 0 && list[0].nonce <= nonce) {
       const p = list.shift()!;
-      p.delivery.status = status;
       p.delivery.latencyMs = Date.now() - p.pushedAt;
       if (error !== undefined) p.delivery.error = error.slice(0, 2000);
-      this.settle(p.change);
+      this.resolve(p, status);
     }
   }
 
-  /** Announces a change once every proxy it affects has ACKed it. */
+  private resolve(p: Pending, status: Exclude<DeliveryStatus, 'pending'>): void {
+    p.delivery.status = status;
+    const unsettled = this.unsettled.get(p.change);
+    if (!unsettled) return;
+    unsettled.open--;
+    if (status !== 'acked') unsettled.failed = true;
+    this.settle(p.change);
+  }
+
+  /** Announces a change once every proxy it affects has ACKed it (O(1) per answer). */
   private settle(change: Change): void {
-    const at = this.publishedAt.get(change);
-    if (at === undefined || !change.proxies.every((p) => proxyStatus(p) === 'acked')) return;
-    this.publishedAt.delete(change);
-    this.emit('applied', change, Date.now() - at);
+    const unsettled = this.unsettled.get(change);
+    if (!unsettled || this.recording?.change === change) return;
+    if (unsettled.failed) this.unsettled.delete(change);
+    else if (unsettled.open === 0) {
+      this.unsettled.delete(change);
+      this.emit('applied', change, Date.now() - unsettled.publishedAt);
+    }
   }
 
   private forget(change: Change): void {
-    this.publishedAt.delete(change);
+    this.unsettled.delete(change);
     for (const proxy of change.proxies) {
       const byType = this.pending.get(proxy.streamId);
       for (const [typeUrl, list] of byType ?? []) {
