@@ -4,8 +4,7 @@
 // route name it learns, and ACKs every response.
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../protos/loader.ts';
-import { decodeAny } from '../control-plane/xds/resources/codec.ts';
-import { references } from '../control-plane/xds/resources/references.ts';
+import { benchNode, wants } from './simulated-envoy.ts';
 import { TypeUrl } from '../control-plane/xds/resources/type-urls.ts';
 
 const [countArg, mode, port, servicesArg] = process.argv.slice(2);
@@ -13,37 +12,6 @@ const count = Number(countArg);
 const services = Number(servicesArg);
 const definition = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
 const Ads = definition.envoy.service.discovery.v3.AggregatedDiscoveryService as grpc.ServiceClientConstructor;
-
-function node(i: number) {
-  const service = `svc-${i % services}`;
-  return {
-    id: `bench-${i}`,
-    cluster: service,
-    user_agent_name: 'envoy',
-    metadata: {
-      fields: {
-        tessera: {
-          structValue: {
-            fields: {
-              mode: { stringValue: 'sidecar' },
-              service: { stringValue: service },
-              inbound: {
-                structValue: {
-                  fields: { port: { numberValue: 20000 + (i % services) }, app_port: { numberValue: 30000 } },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
-  };
-}
-
-/** Names a response makes the client want next (EDS from CDS, RDS from LDS). */
-function wants(typeUrl: string, anys: { type_url: string; value: Buffer }[]) {
-  return anys.flatMap((a) => references(typeUrl, decodeAny(a)));
-}
 
 function sotwClient(client: grpc.Client, i: number) {
   const call = (client as any).StreamAggregatedResources() as grpc.ClientDuplexStream<any, any>;
@@ -62,7 +30,7 @@ function sotwClient(client: grpc.Client, i: number) {
     }
   });
   call.on('error', () => {});
-  call.write({ node: node(i), type_url: TypeUrl.Cluster });
+  call.write({ node: benchNode(i, services), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
 }
 
@@ -82,7 +50,7 @@ function deltaClient(client: grpc.Client, i: number) {
     }
   });
   call.on('error', () => {});
-  call.write({ node: node(i), type_url: TypeUrl.Cluster });
+  call.write({ node: benchNode(i, services), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
 }
 

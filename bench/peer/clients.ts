@@ -15,8 +15,7 @@
 //                         | {progress: {clients, ready, streamErrors, firstError}} (every 5 s)
 import * as grpc from '@grpc/grpc-js';
 import { grpcPackageDefinition } from '../../protos/loader.ts';
-import { decodeAny } from '../../control-plane/xds/resources/codec.ts';
-import { references } from '../../control-plane/xds/resources/references.ts';
+import { benchNode, wants } from '../simulated-envoy.ts';
 import { TypeUrl } from '../../control-plane/xds/resources/type-urls.ts';
 
 export interface ClientReport {
@@ -37,34 +36,6 @@ const services = Number(servicesArg);
 const definition = grpc.loadPackageDefinition(grpcPackageDefinition()) as any;
 const Ads = definition.envoy.service.discovery.v3.AggregatedDiscoveryService as grpc.ServiceClientConstructor;
 const now = () => performance.timeOrigin + performance.now();
-
-function node(i: number) {
-  const service = `svc-${i % services}`;
-  return {
-    id: `bench-${i}`,
-    cluster: service,
-    user_agent_name: 'envoy',
-    metadata: {
-      fields: {
-        tessera: {
-          structValue: {
-            fields: {
-              mode: { stringValue: 'sidecar' },
-              service: { stringValue: service },
-              inbound: {
-                structValue: { fields: { port: { numberValue: 20000 + (i % services) }, app_port: { numberValue: 30000 } } },
-              },
-            },
-          },
-        },
-      },
-    },
-  };
-}
-
-function wants(typeUrl: string, anys: { type_url: string; value: Buffer }[]) {
-  return anys.flatMap((a) => references(typeUrl, decodeAny(a)));
-}
 
 // --- what the parent is waiting for ---
 let initialized = 0;
@@ -115,7 +86,7 @@ function sotwClient(client: grpc.Client, i: number, id: number, attempt = 0) {
     }
   });
   retryOnFailure(call, attempt, () => sotwClient(client, i, id, attempt + 1));
-  call.write({ node: node(id), type_url: TypeUrl.Cluster });
+  call.write({ node: benchNode(id, services), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
 }
 
@@ -135,7 +106,7 @@ function deltaClient(client: grpc.Client, i: number, id: number, attempt = 0) {
     }
   });
   retryOnFailure(call, attempt, () => deltaClient(client, i, id, attempt + 1));
-  call.write({ node: node(id), type_url: TypeUrl.Cluster });
+  call.write({ node: benchNode(id, services), type_url: TypeUrl.Cluster });
   call.write({ type_url: TypeUrl.Listener });
 }
 
