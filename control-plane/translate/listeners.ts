@@ -37,6 +37,15 @@ function httpConnectionManager(fields: Proto): Proto {
   };
 }
 
+/** The outbound route table, also for proxy-form requests (see outboundListener). */
+function outboundHttpManager(statPrefix: string): Proto {
+  return httpConnectionManager({
+    stat_prefix: statPrefix,
+    ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
+    http_protocol_options: { allow_absolute_url: wrap(true) },
+  });
+}
+
 /** Applications send plain HTTP (or h2c) to the outbound port with `Host: X`, or in
  *  proxy form (`GET http://X/path`, what HTTP_PROXY makes clients do), which Envoy
  *  accepts when allow_absolute_url is set; the URL's host then becomes :authority. */
@@ -44,11 +53,7 @@ export function outboundListener(ctx: TranslateContext): NamedResource | undefin
   if (ctx.proxy.kind !== 'sidecar') return undefined;
   if (ctx.proxy.capture) return outboundCaptureListener(ctx);
   const name = OUTBOUND_HTTP_LISTENER;
-  const hcm = httpConnectionManager({
-    stat_prefix: name,
-    ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
-    http_protocol_options: { allow_absolute_url: wrap(true) },
-  });
+  const hcm = outboundHttpManager(name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
@@ -114,11 +119,7 @@ function passthroughChain(statPrefix: string): Proto {
 export function outboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
   const name = OUTBOUND_CAPTURE_LISTENER;
-  const hcm = httpConnectionManager({
-    stat_prefix: name,
-    ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
-    http_protocol_options: { allow_absolute_url: wrap(true) },
-  });
+  const hcm = outboundHttpManager(name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
