@@ -1,6 +1,8 @@
 // Wiring only: config dir -> model -> reconciler -> cache -> xDS server, plus the
 // admin API. Everything with behaviour lives in the modules it imports.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AdminServer } from './admin/server.ts';
 import { coreRoutes, type ConfigState } from './admin/core-routes.ts';
 import { Metrics } from './admin/metrics.ts';
@@ -8,7 +10,7 @@ import { NackLog, truncate } from './admin/nack-log.ts';
 import { ConfigLoader } from './config/load-async.ts';
 import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
 import { fingerprint, watchConfigDir } from './config/watch.ts';
-import type { MeshModel } from './model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, type MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { ChangeLog } from './reconcile/changes.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
@@ -20,6 +22,10 @@ import { registryRoutes } from './registry/routes.ts';
 import { EtcdStore } from './registry/etcd-store.ts';
 import { FileStore, MemoryStore, parseStoreUrl, type RegistryStore } from './registry/store.ts';
 import { SHORT_NAME, type ResourceTypeUrl } from './xds/resources/type-urls.ts';
+import { CertificateAuthority } from './identity/ca.ts';
+import { JoinTokens } from './identity/join-tokens.ts';
+import { DEFAULT_CERTIFICATE_LIFETIME_MS, IdentityService, identityRoutes } from './identity/service.ts';
+import { TokenReviewer, type KubernetesReviewOptions } from './identity/token-review.ts';
 
 export interface ControlPlaneOptions {
   configDir?: string;
@@ -30,8 +36,15 @@ export interface ControlPlaneOptions {
   adminToken?: string;
   /** memory (default), file:PATH or etcd://HOST:PORT,… */
   store?: string;
+  /** The mesh CA: generated into `dir` (default ~/.local/state/tessera/ca) unless a
+   *  CA certificate and key are given. */
+  ca?: { dir?: string; certFile?: string; keyFile?: string; rotationGraceMs?: number };
+  /** Review Kubernetes service-account tokens as proof of identity. */
+  kubernetes?: KubernetesReviewOptions;
   log?: (line: string) => void;
 }
+
+export const defaultCaDir = () => path.join(process.env.XDG_STATE_HOME ?? path.join(os.homedir(), '.local/state'), 'tessera/ca');
 
 export interface ControlPlane {
   xdsPort: number;
@@ -42,6 +55,7 @@ export interface ControlPlane {
   metrics: Metrics;
   config: () => ConfigState;
   registry: Registry;
+  ca: CertificateAuthority;
   close(): Promise<void>;
 }
 
@@ -129,6 +143,41 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
   }
 
+  const caDir = options.ca?.dir ?? defaultCaDir();
+  const meshConfig = () => state.model?.meshConfig;
+  const given = options.ca?.certFile && options.ca.keyFile ? { certFile: options.ca.certFile, keyFile: options.ca.keyFile } : undefined;
+  const ca = await CertificateAuthority.open({
+    dir: caDir,
+    trustDomain: meshConfig()?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    given,
+    rotationGraceMs: options.ca?.rotationGraceMs,
+    maxLeafLifetimeMs: () => meshConfig()?.certificateLifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS,
+  });
+  const joinTokens = new JoinTokens(caDir);
+  const kubernetes = options.kubernetes ? new TokenReviewer(options.kubernetes) : undefined;
+  const identity = new IdentityService({
+    ca,
+    joinTokens,
+    kubernetes,
+    lifetimeMs: () => meshConfig()?.certificateLifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS,
+    trustDomain: () => meshConfig()?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    log,
+    onIssued: (r) => {
+      metrics.certificatesIssued.inc({ proof: r.proof });
+      metrics.workloadCertificateExpiry.set({ spiffe_id: r.spiffeId }, Date.parse(r.notAfter) / 1000);
+    },
+  });
+  metrics.watchAuthorities(() => ca.authorities());
+  const warnExpiring = () => {
+    for (const a of ca.authorities()) {
+      const days = (a.notAfter.getTime() - Date.now()) / 86_400_000;
+      if (days < 30 && !a.retiring) log(`warning: the mesh ${a.kind} certificate ${a.serial} expires in ${days.toFixed(1)} days (${a.notAfter.toISOString()}): rotate it (POST /api/v1/ca/rotate)`);
+    }
+  };
+  warnExpiring();
+  const expiryTimer = setInterval(warnExpiring, 3600_000);
+  expiryTimer.unref();
+
   const nackLog = new NackLog(log);
   const logging = {
     onNack: (s: { node: { id?: string } }, n: { typeUrl: string; version: string; error: { message?: string } }) =>
@@ -169,6 +218,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           return reasons;
         },
       }),
+      ...identityRoutes(identity, { ca, joinTokens, log }),
       ...registryRoutes(registry, {
         log,
         fileEndpoints: () => state.model?.endpoints ?? [],
@@ -190,11 +240,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     metrics,
     config: () => state,
     registry,
+    ca,
     async close() {
+      clearInterval(expiryTimer);
       watcher?.close();
       loader.close();
       reconciler.close();
-      await Promise.all([xds.close(), admin.close(), registry.close()]);
+      await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close()]);
     },
   };
 }

@@ -42,6 +42,33 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly certificatesIssued = new client.Counter({
+    name: 'tessera_certificates_issued_total',
+    help: 'Workload certificates issued, by the kind of proof presented',
+    labelNames: ['proof'],
+    registers: [this.registry],
+  });
+  readonly workloadCertificateExpiry = new client.Gauge({
+    name: 'tessera_workload_certificate_expiry_timestamp_seconds',
+    help: 'When the newest certificate issued to each workload identity expires',
+    labelNames: ['spiffe_id'],
+    registers: [this.registry],
+  });
+
+  /** The CA's own certificates, read at scrape time. */
+  watchAuthorities(read: () => { kind: string; serial: string; notAfter: Date }[]): void {
+    new client.Gauge({
+      name: 'tessera_ca_certificate_expiry_timestamp_seconds',
+      help: 'When each root and intermediate certificate of the mesh CA expires',
+      labelNames: ['kind', 'serial'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const a of read()) this.set({ kind: a.kind, serial: a.serial }, a.notAfter.getTime() / 1000);
+      },
+    });
+  }
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tessera_process_' });
   }

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import YAML from 'yaml';
+import { parseDuration } from '../config/duration.ts';
 import { envoyBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
 
 const USAGE = `usage: tessera <command> [options]
@@ -9,6 +10,8 @@ const USAGE = `usage: tessera <command> [options]
 commands:
   control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
                 [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
+                [--ca-dir DIR] [--ca-cert F --ca-key F] [--ca-rotation-grace 60s]
+                [--kube-api URL --kube-token-file F [--kube-ca-file F] [--kube-audience A,…]]
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
@@ -114,9 +117,24 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
       address: { type: 'string' },
       store: { type: 'string' },
       'admin-token-file': { type: 'string' },
+      'ca-dir': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
+      'ca-rotation-grace': { type: 'string' },
+      'kube-api': { type: 'string' },
+      'kube-token-file': { type: 'string' },
+      'kube-ca-file': { type: 'string' },
+      'kube-audience': { type: 'string' },
     },
   });
   const { startControlPlane } = await import('../main.ts');
+  if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new UsageError('--ca-cert and --ca-key go together');
+  if (values['kube-api'] && !values['kube-token-file']) throw new UsageError('--kube-api needs --kube-token-file (a token allowed to create tokenreviews)');
+  let rotationGraceMs: number | undefined;
+  if (values['ca-rotation-grace'] !== undefined) {
+    rotationGraceMs = parseDuration(values['ca-rotation-grace']);
+    if (rotationGraceMs < 1000) throw new UsageError('--ca-rotation-grace must be at least 1s: agents need time to fetch the new trust bundle');
+  }
   const token = values['admin-token-file'] ? fs.readFileSync(values['admin-token-file'], 'utf8').trim() : undefined;
   if (values['admin-token-file'] && !token) throw new UsageError(`--admin-token-file ${values['admin-token-file']} is empty`);
   const cp = await startControlPlane({
@@ -126,6 +144,10 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
     address: values.address ?? '0.0.0.0',
     adminToken: token,
     store: values.store ?? 'memory',
+    ca: { dir: values['ca-dir'], certFile: values['ca-cert'], keyFile: values['ca-key'], rotationGraceMs },
+    kubernetes: values['kube-api']
+      ? { url: values['kube-api'], tokenFile: values['kube-token-file']!, caFile: values['kube-ca-file'], audiences: values['kube-audience']?.split(',') }
+      : undefined,
   });
   const stop = () => {
     cp.close().then(() => process.exit(0));

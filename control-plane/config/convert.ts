@@ -1,17 +1,19 @@
 // Validated documents -> mesh model objects. References between documents are
 // collected here and checked once every file is read (checks.ts).
-import type {
-  AppProtocol,
-  BackendRef,
-  Endpoint,
-  HeaderModifier,
-  MeshModel,
-  RetryPolicy,
-  Route,
-  RouteFilter,
-  RouteMatch,
-  RouteRule,
-  TrafficPolicy,
+import {
+  DEFAULT_MTLS_MODE,
+  DEFAULT_TRUST_DOMAIN,
+  type AppProtocol,
+  type BackendRef,
+  type Endpoint,
+  type HeaderModifier,
+  type MeshModel,
+  type RetryPolicy,
+  type Route,
+  type RouteFilter,
+  type RouteMatch,
+  type RouteRule,
+  type TrafficPolicy,
 } from '../model/types.ts';
 import { parseDuration } from './duration.ts';
 import type { Locate } from './load.ts';
@@ -82,12 +84,27 @@ function regex(ctx: ConvertContext, from: string, at: (string | number)[], value
   ctx.regexes.push({ regex: value, from, file: ctx.file, ...ctx.locate(at) });
 }
 
+const SERVICE_ACCOUNTS_ANNOTATION = 'tessera.dev/service-accounts';
+
+function serviceAccounts(doc: Doc, ctx: ConvertContext): { serviceAccounts?: string[] } {
+  const raw = doc.metadata.annotations?.[SERVICE_ACCOUNTS_ANNOTATION] as string | undefined;
+  if (raw === undefined) return {};
+  const names = raw.split(',').map((n) => n.trim());
+  const bad = names.find((n) => !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(n));
+  if (bad !== undefined) {
+    ctx.error(['metadata', 'annotations', SERVICE_ACCOUNTS_ANNOTATION], `Service ${doc.metadata.name}: ${SERVICE_ACCOUNTS_ANNOTATION} must list service-account names separated by commas, got ${JSON.stringify(bad)}`);
+    return {};
+  }
+  return { serviceAccounts: [...new Set(names)].sort() };
+}
+
 function convertService(doc: Doc, ctx: ConvertContext): void {
   const appProtocol = (p: Doc): AppProtocol => (p.appProtocol === 'kubernetes.io/h2c' ? 'http2' : (p.appProtocol ?? 'http'));
   ctx.model.services.push({
     name: doc.metadata.name,
     namespace: namespaceOf(doc),
     ports: doc.spec.ports.map((p: Doc) => ({ name: p.name, port: p.port, targetPort: p.targetPort ?? p.port, appProtocol: appProtocol(p) })),
+    ...serviceAccounts(doc, ctx),
     source: source(ctx),
   });
 }
@@ -317,23 +334,40 @@ function convertTrafficPolicy(doc: Doc, ctx: ConvertContext): void {
   ctx.model.policies.push(policy);
 }
 
+const MIN_CERTIFICATE_LIFETIME_MS = 60_000;
+const MAX_CERTIFICATE_LIFETIME_MS = 90 * 24 * 3600_000;
+
 function convertMeshConfig(doc: Doc, ctx: ConvertContext): void {
-  if (ctx.model.meshConfig) {
-    ctx.error(['metadata', 'name'], `MeshConfig ${doc.metadata.name}: only one MeshConfig may exist`);
+  const name = `MeshConfig ${doc.metadata.name}`;
+  const spec = doc.spec ?? {};
+  if (spec.targetRefs) {
+    for (const field of ['trustDomain', 'certificateLifetime'] as const) {
+      if (spec[field] !== undefined) ctx.error(['spec', field], `${name}: ${field} is mesh-wide; a MeshConfig with targetRefs sets only mtls.mode`);
+    }
+    if (!spec.mtls) {
+      ctx.error(['spec'], `${name}: a MeshConfig with targetRefs must set mtls.mode`);
+      return;
+    }
+    const namespace = namespaceOf(doc);
+    const targets = (spec.targetRefs as Doc[]).map((t, i) => {
+      reference(ctx, `${name}: targetRef`, ['spec', 'targetRefs', i, 'name'], t as { name: string }, namespace);
+      return { service: t.name as string, namespace: (t.namespace as string | undefined) ?? namespace };
+    });
+    (ctx.model.mtlsOverrides ??= []).push({ name: doc.metadata.name, targets, mode: spec.mtls.mode, source: source(ctx) });
     return;
   }
-  // Until the mesh issues certificates, traffic between sidecars is plaintext: a config
-  // that asks for STRICT must not believe it is enforced.
-  if (doc.spec?.mtls?.mode === 'STRICT') {
-    ctx.error(
-      ['spec', 'mtls', 'mode'],
-      `MeshConfig ${doc.metadata.name}: mtls.mode STRICT is not enforced yet (no mesh certificates are issued), so it is refused; use PERMISSIVE or DISABLE`,
-    );
+  if (ctx.model.meshConfig) {
+    ctx.error(['metadata', 'name'], `${name}: only one mesh-wide MeshConfig may exist (one without targetRefs)`);
+    return;
+  }
+  const certificateLifetimeMs = parseDuration(spec.certificateLifetime ?? '24h');
+  if (certificateLifetimeMs < MIN_CERTIFICATE_LIFETIME_MS || certificateLifetimeMs > MAX_CERTIFICATE_LIFETIME_MS) {
+    ctx.error(['spec', 'certificateLifetime'], `${name}: certificateLifetime must be between 1m and 2160h (90 days), got ${spec.certificateLifetime}`);
     return;
   }
   ctx.model.meshConfig = {
-    trustDomain: doc.spec?.trustDomain ?? 'cluster.local',
-    mtlsMode: doc.spec?.mtls?.mode ?? 'PERMISSIVE',
-    certificateLifetimeMs: parseDuration(doc.spec?.certificateLifetime ?? '24h'),
+    trustDomain: spec.trustDomain ?? DEFAULT_TRUST_DOMAIN,
+    mtlsMode: spec.mtls?.mode ?? DEFAULT_MTLS_MODE,
+    certificateLifetimeMs,
   };
 }

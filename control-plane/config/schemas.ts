@@ -228,9 +228,12 @@ const trafficPolicySchema = obj(
 const meshConfigSchema = obj(
   {
     ...head(tesseraApiVersion, 'MeshConfig'),
+    // Without targetRefs: the mesh-wide settings. With targetRefs: the mtls mode of
+    // those Services only (trustDomain and certificateLifetime are mesh-wide).
     spec: obj({
+      targetRefs: list(targetRef, { minItems: 1 }),
       trustDomain: { type: 'string', pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' },
-      mtls: obj({ mode: { enum: ['STRICT', 'PERMISSIVE', 'DISABLE'] } }),
+      mtls: obj({ mode: { enum: ['STRICT', 'PERMISSIVE', 'DISABLE'] } }, ['mode']),
       certificateLifetime: duration,
     }),
   },

@@ -22,6 +22,9 @@ export interface MeshService {
   name: string;
   namespace: string;
   ports: ServicePort[];
+  /** The identities its workloads run as (annotation `tessera.dev/service-accounts`);
+   *  by default the service's own name, as the agent's plain-host identity. */
+  serviceAccounts?: string[];
   source?: SourceRef;
 }
 
@@ -162,11 +165,26 @@ export interface TrafficPolicy {
   source?: SourceRef;
 }
 
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
 export interface MeshConfig {
   trustDomain: string;
-  mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  mtlsMode: MtlsMode;
   certificateLifetimeMs: number;
 }
+
+/** A MeshConfig with targetRefs: the mTLS mode of some Services. */
+export interface MtlsOverride {
+  name: string;
+  targets: { service: string; namespace: string }[];
+  mode: MtlsMode;
+  source?: SourceRef;
+}
+
+/** Istio's default too: sidecars accept plaintext and mTLS, and originate mTLS to
+ *  every instance whose sidecar has a certificate. */
+export const DEFAULT_MTLS_MODE: MtlsMode = 'PERMISSIVE';
+export const DEFAULT_TRUST_DOMAIN = 'tessera.local';
 
 /** Everything the config files declare, validated. */
 export interface MeshModel {
@@ -176,6 +194,7 @@ export interface MeshModel {
   /** Instances declared by EndpointSlice files. */
   endpoints: Endpoint[];
   meshConfig?: MeshConfig;
+  mtlsOverrides?: MtlsOverride[];
 }
 
 export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [] });
@@ -200,5 +219,7 @@ export type ProxyContext =
        *  capture listener (original destination, passthrough for non-mesh hosts) and
        *  an inbound capture listener listens on `inboundPort`. */
       capture?: { inboundPort: number };
+      /** The agent serves this proxy a workload certificate over SDS (mTLS possible). */
+      sds?: boolean;
     }
   | { kind: 'proxyless'; zone?: string };

@@ -46,6 +46,13 @@ export function proxyContextOf(node: XdsNode): ProxyContext {
     if (meta.capture !== true) throw new NodeMetadataError(`metadata.tessera.capture must be true or false, not ${JSON.stringify(meta.capture)}`);
     context.capture = { inboundPort: port(meta.inbound_capture_port ?? DEFAULT_INBOUND_CAPTURE_PORT, 'inbound_capture_port') };
   }
+  // Only a claim that the agent's SDS socket exists: the secrets themselves never come
+  // from the control plane, so a forged claim gets the proxy nothing but listeners that
+  // wait for a certificate it cannot have.
+  if (meta?.sds !== undefined && meta.sds !== false) {
+    if (meta.sds !== true) throw new NodeMetadataError(`metadata.tessera.sds must be true or false, not ${JSON.stringify(meta.sds)}`);
+    context.sds = true;
+  }
   return context;
 }
 

@@ -9,6 +9,7 @@ import { isHttp2Port, type TranslateContext } from './context.ts';
 import { typedAny, type CircuitBreakerThresholds, type Cluster, type HealthCheck, type HttpProtocolOptions, type OutlierDetection } from './envoy-types.ts';
 import { duration, wrap } from './duration.ts';
 import { FILTER, inboundClusterName, outboundClusterName, PASSTHROUGH_CLUSTER } from './names.ts';
+import { upstreamMtls } from './tls.ts';
 
 /** Envoy's own default; TrafficPolicy.connectTimeout overrides it. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
@@ -35,6 +36,7 @@ function outboundCluster(ctx: TranslateContext, service: MeshService, port: Serv
     ...outlierDetection(policy),
     ...healthChecks(policy, port, ctx.proxyless),
     ...upstreamHttp2(port),
+    ...upstreamMtls(ctx, service),
   };
 }
 

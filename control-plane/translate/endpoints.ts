@@ -6,6 +6,7 @@ import type { ClusterLoadAssignment, LocalityLbEndpoints } from './envoy-types.t
 import { wrap } from './duration.ts';
 import type { NamedResource } from './index.ts';
 import { outboundClusterName } from './names.ts';
+import { endpointTlsMetadata } from './tls.ts';
 
 export function loadAssignments(ctx: TranslateContext): NamedResource[] {
   return ctx.services.flatMap((service) => serviceLoadAssignments(ctx, service));
@@ -63,6 +64,7 @@ function localityEndpoints(zone: string, instances: Endpoint[], priority: number
     lb_endpoints: instances.map((e) => ({
       endpoint: { address: socketAddress(e.address, e.port) },
       health_status: HEALTH_STATUS[e.health],
+      ...endpointTlsMetadata(e),
     })),
   };
 }

@@ -30,6 +30,12 @@ export type { HttpConnectionManager } from '../../protos/generated/envoy/extensi
 export type { HttpFilter } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.ts';
 export type { HttpProtocolOptions } from '../../protos/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
 export type { Router } from '../../protos/generated/envoy/extensions/filters/http/router/v3/Router.ts';
+export type { TransportSocket } from '../../protos/generated/envoy/config/core/v3/TransportSocket.ts';
+export type { DownstreamTlsContext } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.ts';
+export type { UpstreamTlsContext } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/UpstreamTlsContext.ts';
+export type { CommonTlsContext } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/CommonTlsContext.ts';
+export type { SdsSecretConfig } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/SdsSecretConfig.ts';
+export type { _envoy_config_cluster_v3_Cluster_TransportSocketMatch as TransportSocketMatch } from '../../protos/generated/envoy/config/cluster/v3/Cluster.ts';
 
 import type { Any } from '../../protos/generated/google/protobuf/Any.ts';
 

@@ -20,6 +20,7 @@ import {
   proxylessRouteConfigName,
 } from './names.ts';
 import { httpPorts } from './routes.ts';
+import { downstreamTlsSocket, inboundTlsPosture, peerCertificateHeaders, tlsInspector } from './tls.ts';
 
 /** The router must be the last HTTP filter (Envoy and grpc-js-xds both insist). */
 function routerFilter(): Proto {
@@ -65,29 +66,38 @@ export function outboundListener(ctx: TranslateContext): NamedResource | undefin
 
 /** Everything arriving on the instance port goes to the local application. The
  *  route table is inline: it never changes apart from the listener. The route
- *  timeout is off, so the caller's sidecar alone decides how long a call may take. */
+ *  timeout is off, so the caller's sidecar alone decides how long a call may take.
+ *  How connections are taken (plaintext, mTLS or both) is the service's mTLS mode. */
 export function inboundListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.inbound) return undefined;
+  const posture = inboundTlsPosture(ctx);
+  if (posture === 'closed') return undefined;
   const { address, port } = ctx.proxy.inbound;
   const name = inboundListenerName(port);
-  const routeConfig = {
-    name,
-    virtual_hosts: [
-      {
-        name: 'inbound',
-        domains: ['*'],
-        routes: [{ match: { prefix: '/' }, route: { cluster: inboundClusterName(port), timeout: duration(0) } }],
-      },
-    ],
+  const routeConfig = inboundRouteConfig(name, inboundClusterName(port));
+  const plaintext = { filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig })] };
+  const mtls = { filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...peerCertificateHeaders() })], transport_socket: downstreamTlsSocket() };
+  const tlsChain = { name: 'mtls', filter_chain_match: { transport_protocol: 'tls' }, ...mtls };
+  const plaintextChain = { name: 'plaintext', filter_chain_match: { transport_protocol: 'raw_buffer' }, ...plaintext };
+  const chains: Record<typeof posture, Proto> = {
+    plaintext: { filter_chains: [plaintext] },
+    mtls: { listener_filters: [tlsInspector()], filter_chains: [tlsChain] },
+    both: { listener_filters: [tlsInspector()], filter_chains: [tlsChain, plaintextChain] },
   };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
   const resource = {
     name,
     address: socketAddress(address, port),
     traffic_direction: 'INBOUND',
-    filter_chains: [{ filters: [hcm] }],
+    ...chains[posture],
   };
   return { name, resource };
+}
+
+function inboundRouteConfig(name: string, cluster: string): Proto {
+  return {
+    name,
+    virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: duration(0) } }] }],
+  };
 }
 
 // ---- transparent capture ----
@@ -133,24 +143,39 @@ export function outboundCaptureListener(ctx: TranslateContext): NamedResource | 
 
 /** What iptables redirects inbound TCP to: forwarded to the app on the port the
  *  caller dialled (the original destination). Envoy's own connection to the app
- *  is exempt from capture by its uid/gid. */
+ *  is exempt from capture by its uid/gid. Under STRICT only mTLS gets in: no
+ *  plaintext HTTP chain and no passthrough for other TCP. */
 export function inboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
+  const posture = inboundTlsPosture(ctx);
+  if (posture === 'closed') return undefined;
   const name = INBOUND_CAPTURE_LISTENER;
-  const routeConfig = {
-    name,
-    virtual_hosts: [
-      { name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }] },
-    ],
-  };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const routeConfig = inboundRouteConfig(name, PASSTHROUGH_CLUSTER);
+  const chains: Proto[] = [];
+  if (posture === 'mtls' || posture === 'both') {
+    chains.push({
+      name: 'mtls',
+      filter_chain_match: { transport_protocol: 'tls' },
+      filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...peerCertificateHeaders() })],
+      transport_socket: downstreamTlsSocket(),
+    });
+  }
+  if (posture !== 'mtls') {
+    chains.push({
+      name: 'http',
+      filter_chain_match: { ...(posture === 'both' ? { transport_protocol: 'raw_buffer' } : {}), application_protocols: HTTP_APPLICATION_PROTOCOLS },
+      filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig })],
+    });
+  }
+  const filters = captureListenerFilters();
+  if (posture !== 'plaintext') (filters.listener_filters as Proto[]).splice(1, 0, tlsInspector());
   const resource = {
     name,
     address: socketAddress('0.0.0.0', ctx.proxy.capture.inboundPort),
     traffic_direction: 'INBOUND',
-    ...captureListenerFilters(),
-    filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
-    default_filter_chain: passthroughChain(`${name}_tcp`),
+    ...filters,
+    filter_chains: chains,
+    ...(posture === 'mtls' ? {} : { default_filter_chain: passthroughChain(`${name}_tcp`) }),
   };
   return { name, resource };
 }

@@ -56,12 +56,14 @@ export const FILTER = {
   tcpProxy: 'envoy.filters.network.tcp_proxy',
   originalDst: 'envoy.filters.listener.original_dst',
   httpInspector: 'envoy.filters.listener.http_inspector',
+  tlsInspector: 'envoy.filters.listener.tls_inspector',
 } as const;
 
 /** Type URLs of the listener filters capture uses (loaded in protos/loader.ts). */
 export const LISTENER_FILTER_TYPE = {
   originalDst: 'type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst',
   httpInspector: 'type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector',
+  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
 } as const;
 
 /** What http_inspector reports for plain HTTP/1.x and HTTP/2 with prior knowledge. */

@@ -11,6 +11,8 @@ import path from 'node:path';
 import { request } from 'undici';
 import { envoyBootstrap } from '../bootstrap/bootstrap.ts';
 import { installCapture, removeCapture } from './capture.ts';
+import { CertificateManager, IdentityRefusedError } from './identity.ts';
+import { SdsServer } from './sds.ts';
 import { findEnvoy } from './envoy.ts';
 import type { AgentOptions } from './options.ts';
 import { runProbe } from './probes.ts';
@@ -27,6 +29,10 @@ export const EXIT = {
   /** Envoy kept dying before it became ready. */
   envoyGaveUp: 3,
 } as const;
+
+/** The instance label that tells callers' sidecars this instance takes mTLS (the
+ *  control plane turns it into EDS metadata for transport_socket_matches). */
+export const TLS_MODE_LABEL = 'tessera.dev/tls-mode';
 
 export interface AgentState {
   phase: 'starting' | 'ready' | 'not-ready' | 'draining' | 'stopped';
@@ -85,6 +91,35 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   state.envoyUid = identity.uid ?? process.getuid?.();
   state.envoyGid = identity.gid ?? process.getgid?.();
 
+  // The certificate comes first: Envoy's mTLS listeners and clusters wait for it.
+  let certificates: CertificateManager | undefined;
+  let sds: SdsServer | undefined;
+  const sdsSocket = path.join(workDir, 'sds.sock');
+  if (o.identityProof) {
+    sds = new SdsServer(log);
+    certificates = new CertificateManager({
+      controlPlane: o.controlPlane,
+      proof: o.identityProof,
+      node: o.nodeId,
+      bundleRefreshMs: o.trustBundleRefreshMs,
+      certDir: o.certDir,
+      log,
+    });
+    certificates.on('update', (cert) => sds?.update(cert));
+    try {
+      await sds.listen(sdsSocket);
+      const cert = await certificates.start();
+      log(`certificate: ${cert.spiffeId} serial ${cert.serial}, valid until ${cert.notAfter.toISOString()}`);
+    } catch (err) {
+      log(err instanceof IdentityRefusedError ? err.message : `certificate: ${(err as Error).message}`);
+      certificates.stop();
+      await sds.close();
+      if (o.capture) removeCapture();
+      if (ownWorkDir) fs.rmSync(workDir, { recursive: true, force: true });
+      return EXIT.startFailed;
+    }
+  }
+
   const bootstrap = envoyBootstrap({
     nodeId: o.nodeId,
     service: o.service,
@@ -96,6 +131,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     outbound: { address: o.outboundAddress, port: o.capture?.outboundPort ?? o.outboundPort },
     inbound: o.inboundPort ? { address: listenAddress, port: o.inboundPort, appPort: o.appPort, appAddress: '127.0.0.1' } : undefined,
     capture: o.capture ? { inboundPort: o.capture.inboundCapturePort } : undefined,
+    sds: sds ? { socketPath: sdsSocket } : undefined,
   });
   const envoyDrainS = Math.max(1, Math.min(5, Math.floor(o.drainTimeoutMs / 2000)));
   const supervisor = new EnvoySupervisor({ envoy: envoyPath, bootstrap, adminUrl: `http://127.0.0.1:${o.adminPort}`, workDir, drainTimeS: envoyDrainS, ...identity, log });
@@ -146,7 +182,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       const body = JSON.stringify({
         address: o.address,
         port: registeredPort,
-        labels: { 'tessera.dev/node-id': o.nodeId },
+        // Callers' sidecars originate mTLS only to instances that can answer it.
+        labels: { 'tessera.dev/node-id': o.nodeId, ...(certificates ? { [TLS_MODE_LABEL]: 'mutual' } : {}) },
         ...(o.zone ? { zone: o.zone } : {}),
         ...(o.healthCheck ? { check: { ...o.healthCheck, interval: '1s', timeout: '1s' } } : {}),
       });
@@ -247,6 +284,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   if (state.phase !== 'draining') await deregister();
   state.phase = 'stopped';
   await supervisor.stop();
+  certificates?.stop();
+  await sds?.close();
   for (const close of closers) await close();
   if (o.capture) {
     try {

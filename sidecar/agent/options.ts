@@ -6,6 +6,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseXdsAddresses } from '../bootstrap/bootstrap.ts';
 import { CaptureError, DEFAULT_CAPTURE, parseCidrList, parsePortList, type CaptureOptions } from './capture.ts';
+import type { IdentityProof } from './identity.ts';
 import { parseAppProbes, type ProbeHandler } from './probes.ts';
 
 export class AgentConfigError extends Error {
@@ -42,13 +43,22 @@ export interface AgentOptions {
   envoy?: string;
   workDir?: string;
   probes: Map<string, ProbeHandler>;
+  /** How the agent proves its identity to get a workload certificate (mTLS); none: plaintext. */
+  identityProof?: IdentityProof;
+  trustBundleRefreshMs: number;
+  /** Also write the certificate files here (for proxyless gRPC clients on the host). */
+  certDir?: string;
 }
+
+/** Where a Kubernetes pod's projected service-account token is mounted by the injector. */
+export const KUBERNETES_TOKEN_PATH = '/var/run/secrets/tokens/tessera-token';
 
 export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P] [--namespace NS] [--instance-id ID]
           [--address IP] [--control-plane URL] [--xds HOST:PORT,…] [--xds-mode sotw|delta] [--capture]
           [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
           [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
           [--admin-token-file F] [--zone Z] [--envoy PATH] [--work-dir DIR]
+          [--join-token-file F | --kube-token-file F] [--trust-bundle-refresh 15s] [--cert-dir DIR]
           (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
            [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
 
@@ -87,6 +97,10 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       zone: { type: 'string' },
       envoy: { type: 'string' },
       'work-dir': { type: 'string' },
+      'join-token-file': { type: 'string' },
+      'kube-token-file': { type: 'string' },
+      'trust-bundle-refresh': { type: 'string' },
+      'cert-dir': { type: 'string' },
       ...CAPTURE_FLAGS,
     },
   });
@@ -156,6 +170,20 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     errors.push(`${captureFlagsUsed.map((f) => `--${f}`).join(', ')} only apply with --capture`);
   }
 
+  const joinTokenFile = pick('join-token-file', 'TESSERA_JOIN_TOKEN_FILE');
+  const kubeTokenFile = pick('kube-token-file', 'TESSERA_KUBE_TOKEN_FILE');
+  if (joinTokenFile && kubeTokenFile) errors.push('--join-token-file and --kube-token-file are two proofs of one identity: give one');
+  const identityProof: IdentityProof | undefined = joinTokenFile ? { joinTokenFile } : kubeTokenFile ? { kubernetesTokenFile: kubeTokenFile } : undefined;
+  const refreshRaw = pick('trust-bundle-refresh') ?? '15s';
+  const trustBundleRefreshMs = attempt(() => {
+    const ms = parseDuration(refreshRaw);
+    if (ms < 500 || ms > 3600_000) throw new Error();
+    return ms;
+  });
+  if (trustBundleRefreshMs === undefined) errors.push(`--trust-bundle-refresh must be a duration from 500ms to 60m, got ${JSON.stringify(refreshRaw)}`);
+  const certDir = pick('cert-dir');
+  if (certDir && !identityProof) errors.push('--cert-dir needs a certificate: give --join-token-file or --kube-token-file');
+
   const statusPort = port('status-port', undefined, 15021)!;
   const probePort = port('probe-port', undefined, 15020)!;
   const adminPort = port('admin-port', undefined, 15000)!;
@@ -186,6 +214,9 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     envoy: pick('envoy', 'TESSERA_ENVOY'),
     workDir: pick('work-dir'),
     probes,
+    identityProof,
+    trustBundleRefreshMs: trustBundleRefreshMs!,
+    certDir,
   };
 }
 

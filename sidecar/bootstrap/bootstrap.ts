@@ -17,9 +17,21 @@ export interface BootstrapOptions {
   /** Transparent capture (iptables): the control plane then serves the outbound
    *  capture listener (original destination) and the inbound one on `inboundPort`. */
   capture?: { inboundPort: number };
+  /** The agent's SDS server (a Unix socket): the proxy then has a workload certificate,
+   *  and the control plane serves it mTLS listeners and clusters that ask SDS for it. */
+  sds?: { socketPath: string };
 }
 
 export const XDS_CLUSTER = 'tessera_xds';
+/** The name the control plane's SdsSecretConfigs point at (translate/tls.ts). */
+export const SDS_CLUSTER = 'tessera_sds';
+
+const HTTP2_ONLY = (keepalive?: Record<string, unknown>) => ({
+  'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+    '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+    explicit_http_config: { http2_protocol_options: keepalive ? { connection_keepalive: keepalive } : {} },
+  },
+});
 
 export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
   const tessera: Record<string, unknown> = {
@@ -40,6 +52,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
     tessera.capture = true;
     tessera.inbound_capture_port = o.capture.inboundPort;
   }
+  if (o.sds) tessera.sds = true;
   const ads = { ads: {}, resource_api_version: 'V3' };
   return {
     node: { id: o.nodeId, cluster: o.service ?? 'outbound-only', metadata: { tessera }, ...(o.zone ? { locality: { zone: o.zone } } : {}) },
@@ -59,17 +72,8 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
           name: XDS_CLUSTER,
           type: 'STRICT_DNS',
           connect_timeout: '1s',
-          typed_extension_protocol_options: {
-            'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-              '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: {
-                http2_protocol_options: {
-                  // Find a dead control plane quickly and reconnect to another.
-                  connection_keepalive: { interval: '5s', timeout: '3s' },
-                },
-              },
-            },
-          },
+          // Find a dead control plane quickly and reconnect to another.
+          typed_extension_protocol_options: HTTP2_ONLY({ interval: '5s', timeout: '3s' }),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [
@@ -81,6 +85,17 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
             ],
           },
         },
+        ...(o.sds
+          ? [
+              {
+                name: SDS_CLUSTER,
+                type: 'STATIC',
+                connect_timeout: '1s',
+                typed_extension_protocol_options: HTTP2_ONLY(),
+                load_assignment: { cluster_name: SDS_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: o.sds.socketPath } } } }] }] },
+              },
+            ]
+          : []),
       ],
     },
     admin: {

@@ -89,6 +89,8 @@ export async function startControlPlaneProcess(
   const adminPort = opts.adminPort ?? (await freePort());
   const args = [tesseraBin, 'control-plane', '--address', address, '--xds-port', String(xdsPort), '--admin-port', String(adminPort)];
   if (opts.configDir) args.push('--config', opts.configDir);
+  // Each control plane its own CA, not the user's default one under ~/.local/state.
+  if (!opts.extraArgs?.includes('--ca-dir')) args.push('--ca-dir', path.join(tempDir(t, 'tessera-ca-'), 'ca'));
   args.push(...(opts.extraArgs ?? []));
   const proc = startProcess(t, process.execPath, args);
   const adminUrl = `http://${address}:${adminPort}`;

@@ -217,14 +217,26 @@ test('tessera validate prints each error as file:line:column and exits 1; a good
   t.is(await validateCommand([path.join(d, 'missing')], sink(out), sink(err)), 2);
 });
 
-test('a MeshConfig asking for STRICT mTLS is refused at its line while mTLS is not enforced', (t) => {
+test('MeshConfig: mesh-wide STRICT, per-Service overrides by targetRefs, and mistakes at their line', (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-mtls-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
-  const { errors } = loadConfigDir(dir);
-  t.is(errors.length, 1);
-  t.is(errors[0].line, 5);
-  t.regex(errors[0].message, /STRICT is not enforced yet/);
-  fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: DISABLE}\n');
-  t.deepEqual(loadConfigDir(dir).errors, []);
+  const service = 'apiVersion: v1\nkind: Service\nmetadata: {name: legacy}\nspec: {ports: [{port: 80}]}\n---\n';
+  const meshWide = 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n  certificateLifetime: 2m\n';
+  const override = 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: legacy-plaintext}\nspec:\n  targetRefs: [{kind: Service, name: legacy}]\n  mtls: {mode: DISABLE}\n';
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), `${service}${meshWide}---\n${override}`);
+  const good = loadConfigDir(dir);
+  t.deepEqual(good.errors, []);
+  t.like(good.model.meshConfig, { mtlsMode: 'STRICT', trustDomain: 'tessera.local', certificateLifetimeMs: 120_000 });
+  t.deepEqual(good.model.mtlsOverrides?.map((o) => [o.name, o.mode, o.targets]), [['legacy-plaintext', 'DISABLE', [{ service: 'legacy', namespace: 'default' }]]]);
+
+  // An override may not set mesh-wide fields; a second mesh-wide MeshConfig is refused;
+  // a target that does not exist is named.
+  const bad = override.replace('mtls: {mode: DISABLE}', 'mtls: {mode: DISABLE}\n  trustDomain: other.local').replace('name: legacy}]', 'name: nowhere}]');
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), `${service}${meshWide}---\n${meshWide}---\n${bad}`);
+  const messages = loadConfigDir(dir).errors.map((e) => `${e.line}: ${e.message}`);
+  t.true(messages.some((m) => /^15: .*only one mesh-wide MeshConfig/.test(m)), messages.join('\n'));
+  t.true(messages.some((m) => /^26: .*trustDomain is mesh-wide/.test(m)), messages.join('\n'));
+  t.true(messages.some((m) => /^24: .*nowhere/.test(m)), messages.join('\n'));
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), meshWide.replace('2m', '10s'));
+  t.regex(loadConfigDir(dir).errors[0]?.message ?? '', /certificateLifetime must be between 1m and 2160h/);
 });
