@@ -1,4 +1,5 @@
-// Commands that read the admin API: `get services|proxies|routes`, `proxy-status`, `config-dump`.
+// Commands that read the admin API: `get services|proxies|routes|certificates`, `proxy-status`,
+// `config-dump`; and `join-token create|list|revoke`, the one that hands out proofs of identity.
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
 
@@ -8,22 +9,28 @@ export interface AdminTarget {
 }
 
 export async function adminGet<T>(target: AdminTarget, path: string): Promise<T> {
+  return adminCall<T>(target, 'GET', path);
+}
+
+export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
   const res = await request(target.adminUrl.replace(/\/$/, '') + path, {
-    headers: target.token ? { authorization: `Bearer ${target.token}` } : {},
+    method,
+    headers: { ...(target.token ? { authorization: `Bearer ${target.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
   }).catch((err: Error) => {
     throw new Error(`cannot reach the admin API at ${target.adminUrl}: ${err.message}`);
   });
-  const body = await res.body.text();
-  if (res.statusCode !== 200) {
-    let message = body;
+  const text = await res.body.text();
+  if (res.statusCode < 200 || res.statusCode >= 300) {
+    let message = text;
     try {
-      message = JSON.parse(body).error ?? body;
+      message = JSON.parse(text).error ?? text;
     } catch {
       /* not JSON: keep the text */
     }
-    throw new Error(`GET ${path}: ${res.statusCode} ${message}`);
+    throw new Error(`${method} ${path}: ${res.statusCode} ${message}`);
   }
-  return JSON.parse(body) as T;
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 /** Left-aligned columns, like kubectl. */
@@ -37,7 +44,13 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { admin: { type: 'string' }, output: { type: 'string', short: 'o' } },
+    options: {
+      admin: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      'service-account': { type: 'string' },
+      namespace: { type: 'string' },
+      ttl: { type: 'string' },
+    },
   });
   const target: AdminTarget = {
     adminUrl: values.admin ?? process.env.TESSERA_ADMIN ?? 'http://127.0.0.1:18080',
@@ -52,7 +65,36 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
     }
     if (what === 'proxies') return printProxies(target, json, out);
     if (what === 'routes') return printRoutes(target, json, out);
-    throw new Error(`get what? one of services, proxies, routes (got ${JSON.stringify(what)})`);
+    if (what === 'certificates') return printCertificates(target, json, out);
+    throw new Error(`get what? one of services, proxies, routes, certificates (got ${JSON.stringify(what)})`);
+  }
+  if (command === 'join-token') {
+    const action = positionals[0];
+    if (action === 'create') {
+      const serviceAccount = values['service-account'];
+      if (!serviceAccount) throw new Error('join-token create needs --service-account (the identity the token proves)');
+      const created = await adminCall<{ token: string; id: string; expiresAt: string }>(target, 'POST', '/api/v1/join-tokens', {
+        serviceAccount,
+        ...(values.namespace ? { namespace: values.namespace } : {}),
+        ...(values.ttl ? { ttl: values.ttl } : {}),
+      });
+      // The token alone on stdout, so `> token-file` is all it takes.
+      out.write(json ? `${JSON.stringify(created, null, 2)}\n` : `${created.token}\n`);
+      return 0;
+    }
+    if (action === 'list') {
+      const { joinTokens } = await adminGet<{ joinTokens: { id: string; namespace: string; serviceAccount: string; expiresAt: string }[] }>(target, '/api/v1/join-tokens');
+      if (json) out.write(`${JSON.stringify(joinTokens, null, 2)}\n`);
+      else out.write(table(['ID', 'NAMESPACE', 'SERVICE ACCOUNT', 'EXPIRES'], joinTokens.map((j) => [j.id, j.namespace, j.serviceAccount, j.expiresAt])));
+      return 0;
+    }
+    if (action === 'revoke') {
+      if (!positionals[1]) throw new Error('join-token revoke needs the token id (see `tessera join-token list`)');
+      await adminCall(target, 'DELETE', `/api/v1/join-tokens/${encodeURIComponent(positionals[1])}`);
+      out.write(`revoked ${positionals[1]}\n`);
+      return 0;
+    }
+    throw new Error(`join-token what? one of create, list, revoke (got ${JSON.stringify(action)})`);
   }
   if (command === 'proxy-status') return printProxies(target, json, out);
   if (command === 'config-dump') {
@@ -114,5 +156,36 @@ async function printRoutes(target: AdminTarget, json: boolean, out: NodeJS.Writa
     r.source ?? '',
   ]);
   out.write(table(['KIND', 'NAME', 'PARENTS', 'BACKENDS', 'SOURCE'], rows));
+  return 0;
+}
+
+interface CertificatesView {
+  authorities: { kind: string; subject: string; serial: string; notAfter: string; retiring?: string }[];
+  certificates: { spiffeId: string; serial: string; notAfter: string; node?: string; proof: string }[];
+}
+
+async function printCertificates(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
+  const view = await adminGet<CertificatesView>(target, '/api/v1/certificates');
+  if (json) {
+    out.write(JSON.stringify(view, null, 2) + '\n');
+    return 0;
+  }
+  const left = (notAfter: string) => {
+    const s = Math.round((Date.parse(notAfter) - Date.now()) / 1000);
+    return s > 86_400 ? `${Math.floor(s / 86_400)}d` : s > 3600 ? `${Math.floor(s / 3600)}h` : `${Math.max(0, Math.floor(s / 60))}m`;
+  };
+  out.write(
+    table(
+      ['NODE', 'IDENTITY', 'SERIAL', 'NOT AFTER', 'LEFT', 'PROOF'],
+      view.certificates.map((c) => [c.node ?? '-', c.spiffeId, c.serial, c.notAfter, left(c.notAfter), c.proof]),
+    ),
+  );
+  out.write('\n');
+  out.write(
+    table(
+      ['CA', 'SERIAL', 'NOT AFTER', 'LEFT', 'NOTE'],
+      view.authorities.map((a) => [a.kind, a.serial, a.notAfter, left(a.notAfter), a.retiring ? `retiring at ${a.retiring}` : '']),
+    ),
+  );
   return 0;
 }

@@ -21,7 +21,8 @@ commands:
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
           [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--outbound-port 15001]
           [--inbound-capture-port 15006] [--remove]
-  get services|proxies [--admin URL] [-o json]
+  get services|proxies|routes|certificates [--admin URL] [-o json]
+  join-token create --service-account SA [--namespace NS] [--ttl 720h] | join-token list | join-token revoke ID
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
@@ -79,6 +80,7 @@ async function run(command: string | undefined, args: string[]): Promise<number 
       return statusCommand(args);
     }
     case 'get':
+    case 'join-token':
     case 'proxy-status':
     case 'config-dump': {
       const { adminCommand } = await import('./admin-client.ts');

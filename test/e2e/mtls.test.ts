@@ -1,5 +1,6 @@
 // mTLS between real Envoys run by `tessera sidecar`: certificates from the mesh CA over
 // the agent's SDS, STRICT / PERMISSIVE / DISABLE, and who can get which certificate.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -11,7 +12,7 @@ import { request } from 'undici';
 import { createKeyAndCsr } from '../../sidecar/agent/identity.ts';
 import { connect } from '../support/ads-client.ts';
 import { makeCa, makeServerCert } from '../support/certs.ts';
-import { envoyTest, requireEnvoy, startBackend, startControlPlaneProcess, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, startBackend, startControlPlaneProcess, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar, steadyLoad } from '../support/sidecar.ts';
 
@@ -204,6 +205,15 @@ test.serial('a workload gets a certificate for its proven identity only: CSR nam
   t.regex(metrics, /tessera_certificates_issued_total\{proof="join-token"\} 1/);
   t.regex(metrics, /tessera_ca_certificate_expiry_timestamp_seconds\{kind="root"/);
 
+  // The same through the CLI: a token made with `tessera join-token create` works, and
+  // `tessera get certificates` shows who holds what until when.
+  const cli = (...args: string[]) => execFileSync(process.execPath, [tesseraBin, ...args, '--admin', cp.adminUrl], { encoding: 'utf8' });
+  const cliToken = cli('join-token', 'create', '--service-account', 'ratings').trim();
+  t.is((await post(cp, '/api/v1/certificates', { csr: csrPem, joinToken: cliToken, node: 'ratings-1' })).json.spiffeId, SPIFFE('ratings'));
+  const shown = cli('get', 'certificates');
+  t.regex(shown, /ratings-1\s+spiffe:\/\/tessera\.local\/ns\/default\/sa\/ratings\s+[0-9a-f]+\s+\S+\s+(23h|24h|1d)\s+join-token/);
+  t.regex(shown, /^root\s+/m);
+
   // A proxy that claims in its node metadata to be `api` with an SDS socket is served
   // listeners that ask its own agent for secrets, and never any secret itself.
   const ads = connect(cp.xdsPort);
@@ -247,4 +257,52 @@ envoyTest.serial('PERMISSIVE takes plaintext and mTLS; switching PERMISSIVE -> S
   if (load.failures().length) t.log(`switched at ${switches.map((s) => s - load.outcomes[0].at).join(', ')} ms; failures at ${load.failures().map((f) => f.at - load.outcomes[0].at).join(', ')}`);
   t.true(load.outcomes.length > 100, `${load.outcomes.length} requests`);
   t.deepEqual(load.failures(), [], 'no request failed across the switches');
+});
+
+envoyTest.serial('rotation: 2-minute certificates renewed under load for 5 minutes, and a new root rolled in meanwhile, with 0 failed requests', async (t) => {
+  if (!requireEnvoy(t)) return;
+  t.timeout(8 * 60_000);
+  const { cp, server, client } = await mtlsMesh(t, 'STRICT', {
+    lifetime: '2m',
+    cpArgs: ['--ca-rotation-grace', '5s'],
+    sidecarArgs: ['--trust-bundle-refresh', '1s'],
+  });
+  const rootsOf = (pem: string) => pem.split(/(?=-----BEGIN CERTIFICATE-----)/).map((p) => new X509Certificate(p).serialNumber);
+  const bundleText = async () => (await request(`${cp.adminUrl}/api/v1/trust-bundle`)).body.text();
+  const oldRoots = rootsOf(await bundleText());
+  t.is(oldRoots.length, 1);
+  const serverNode = `${server.instanceId}.default`;
+  const serials = new Set<string>();
+  const sample = async () => {
+    const { certificates } = await cp.api<{ certificates: { node: string; serial: string }[] }>('/api/v1/certificates');
+    const serial = certificates.find((c) => c.node === serverNode)?.serial;
+    if (serial) serials.add(serial);
+  };
+  const sampler = setInterval(() => void sample().catch(() => {}), 2000);
+  t.teardown(() => clearInterval(sampler));
+
+  const started = Date.now();
+  const load = steadyLoad(client.outboundPort, 'api', 100);
+  await new Promise((r) => setTimeout(r, 20_000));
+  const rotate = await post(cp, '/api/v1/ca/rotate', {});
+  t.is(rotate.status, 202, JSON.stringify(rotate.json));
+  t.is(rootsOf(await bundleText()).length, 2, 'the new root is trusted beside the old one at once');
+  await new Promise((r) => setTimeout(r, Math.max(0, started + 5 * 60_000 - Date.now())));
+  await load.stop();
+  clearInterval(sampler);
+  await sample();
+
+  t.deepEqual(load.failures(), [], 'no request failed across renewals and the root rotation');
+  t.true(load.outcomes.length > 2500, `${load.outcomes.length} requests`);
+  t.true(serials.size >= 4, `the server's certificate was renewed: ${serials.size} serials seen`);
+  // The old root has been retired (its last leaf expired); the new one alone is trusted,
+  // and the server's current certificate chains to it.
+  const finalRoots = rootsOf(await bundleText());
+  t.is(finalRoots.length, 1);
+  t.notDeepEqual(finalRoots, oldRoots);
+  const mine = await meshCertificate(t, cp, 'client');
+  const presented = await tlsRequest(server.inboundPort!, mine);
+  t.is(presented.status, 200, presented.error);
+  const intermediate = new X509Certificate(mine.cert.split(/(?=-----BEGIN CERTIFICATE-----)/)[1]);
+  t.true(presented.peer!.verify(intermediate.publicKey), "the server's current leaf comes from the new intermediate");
 });

@@ -67,6 +67,10 @@ export function withDefaults(raw: Loose): TranslateInput {
         targets: (p.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })),
       })),
       endpoints: (model.endpoints ?? []).map(endpoint),
+      ...(model.meshConfig ? { meshConfig: model.meshConfig } : {}),
+      ...(model.mtlsOverrides
+        ? { mtlsOverrides: model.mtlsOverrides.map((o: Loose) => ({ ...o, targets: (o.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })) })) }
+        : {}),
     },
     endpoints: (raw.endpoints ?? []).map(endpoint),
     proxy: raw.proxy,

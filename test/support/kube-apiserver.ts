@@ -124,6 +124,8 @@ export interface KubeApiserver {
   url: string;
   /** The API server's serving CA (PEM), e.g. for a kubeconfig. */
   ca: string;
+  /** A system:masters token, for a component that needs one (a TokenReview caller). */
+  adminToken: string;
   process: Started;
 }
 
@@ -174,7 +176,7 @@ export async function startKubeApiserver(owner: Owner): Promise<KubeApiserver> {
     exited,
     waitFor('kube-apiserver /readyz', async () => (await client.call('GET', '/readyz')).status === 200, 180_000, 500),
   ]);
-  return { client, url, ca: caPem, process: proc };
+  return { client, url, ca: caPem, adminToken: token, process: proc };
 }
 
 /** A namespace with the `default` ServiceAccount that pods need (no controller makes it here). */

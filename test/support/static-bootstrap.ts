@@ -18,6 +18,22 @@ export function staticBootstrap(set: ResourceSet): Obj {
   const assignments = byName(set, TypeUrl.ClusterLoadAssignment);
   const listeners = [...byName(set, TypeUrl.Listener).values()].map((l) => inlineRoutes(l, routes));
   const clusters = [...byName(set, TypeUrl.Cluster).values()].map((c) => staticCluster(c, assignments));
+  // Listeners and clusters with mTLS ask the agent's SDS cluster, which the sidecar
+  // bootstrap defines (sidecar/bootstrap/bootstrap.ts); validation never connects to it.
+  if (JSON.stringify(set).includes('"tessera_sds"')) {
+    clusters.push({
+      name: 'tessera_sds',
+      type: 'STATIC',
+      connect_timeout: { seconds: 1 },
+      typed_extension_protocol_options: {
+        'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+          '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+          explicit_http_config: { http2_protocol_options: {} },
+        },
+      },
+      load_assignment: { cluster_name: 'tessera_sds', endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path: '/tmp/tessera-validate-sds.sock' } } } }] }] },
+    });
+  }
   return {
     node: { id: 'envoy-validate', cluster: 'envoy-validate' },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
