@@ -1,13 +1,16 @@
 // Warnings about a valid config that a user would want before applying it: things
 // that load fine but probably do not do what was meant. Pure: the model (and, for a
 // running control plane, the instances it knows with their health) in, findings out.
-import { serviceKey, type Endpoint, type MeshModel, type RouteMatch, type SourceRef } from '../model/types.ts';
+import { effectiveMtlsMode, serviceKey, type Endpoint, type MeshModel, type RouteMatch, type SourceRef } from '../model/types.ts';
+
+/** Set by the sidecar agent on instances whose sidecar has a mesh certificate. */
+const TLS_MODE_LABEL = 'tessera.dev/tls-mode';
 
 export interface Finding {
   file: string;
   line: number;
   /** A stable code, for filtering. */
-  code: 'no-instances' | 'no-healthy-instances' | 'zero-weight' | 'shadowed-match' | 'policy-without-instances';
+  code: 'no-instances' | 'no-healthy-instances' | 'zero-weight' | 'shadowed-match' | 'policy-without-instances' | 'strict-without-sidecar';
   message: string;
 }
 
@@ -66,6 +69,19 @@ export function analyze({ model, registry }: AnalyzeInput): Finding[] {
         message: `TrafficPolicy ${policy.namespace}/${policy.name} targets only services with no instances (${policy.targets.map((t) => t.service).join(', ')})`,
       });
     }
+  }
+  // STRICT protects only instances whose sidecar has a certificate: the others are
+  // called in plaintext and take plaintext from anyone.
+  for (const service of model.services) {
+    if (effectiveMtlsMode(model, service.name, service.namespace) !== 'STRICT') continue;
+    const bare = (instances.get(serviceKey(service.name, service.namespace)) ?? []).filter((e) => e.labels[TLS_MODE_LABEL] !== 'mutual');
+    if (bare.length === 0) continue;
+    const names = bare.slice(0, 3).map((e) => `${e.id} (${e.address}:${e.port}, ${e.source === 'file' ? 'EndpointSlice' : 'registered'})`);
+    findings.push({
+      ...at(service.source),
+      code: 'strict-without-sidecar',
+      message: `Service ${service.namespace}/${service.name} is STRICT mTLS, but ${bare.length} of its instances have no sidecar with a mesh certificate: ${names.join(', ')}${bare.length > 3 ? ', …' : ''}; callers reach them in plaintext and they accept plaintext from anyone`,
+    });
   }
   return findings.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
 }

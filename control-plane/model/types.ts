@@ -202,6 +202,18 @@ export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies
 /** Identifies a mesh service across namespaces. */
 export const serviceKey = (name: string, namespace: string): string => `${name}.${namespace}`;
 
+/** A service's mTLS mode: a targeted MeshConfig (the first by name, whatever the file
+ *  order), else the mesh-wide one, else the default. */
+export function effectiveMtlsMode(model: MeshModel, service: string | undefined, namespace: string): MtlsMode {
+  if (service) {
+    const key = serviceKey(service, namespace);
+    const overrides = [...(model.mtlsOverrides ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const override = overrides.find((o) => o.targets.some((t) => serviceKey(t.service, t.namespace) === key));
+    if (override) return override.mode;
+  }
+  return model.meshConfig?.mtlsMode ?? DEFAULT_MTLS_MODE;
+}
+
 /** What the translator knows about the proxy it builds config for. */
 export type ProxyContext =
   | {

@@ -11,7 +11,7 @@
 // Callers originate mTLS to an instance whose sidecar has a certificate (the EDS
 // metadata below) unless its Service is DISABLE, and check that the peer is one of the
 // Service's identities.
-import { DEFAULT_MTLS_MODE, DEFAULT_TRUST_DOMAIN, serviceKey, type Endpoint, type MeshService, type MtlsMode } from '../model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshService, type MtlsMode } from '../model/types.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
 import { jsonToStruct } from '../xds/resources/struct.ts';
 import type { Proto, TranslateContext } from './context.ts';
@@ -46,14 +46,7 @@ export function trustDomain(ctx: TranslateContext): string {
 }
 
 export function mtlsMode(ctx: TranslateContext, service: string | undefined, namespace: string): MtlsMode {
-  if (service) {
-    // Several overrides may name a service: the first by name wins, whatever the file order.
-    const overrides = [...(ctx.model.mtlsOverrides ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const key = serviceKey(service, namespace);
-    const override = overrides.find((o) => o.targets.some((t) => serviceKey(t.service, t.namespace) === key));
-    if (override) return override.mode;
-  }
-  return ctx.model.meshConfig?.mtlsMode ?? DEFAULT_MTLS_MODE;
+  return effectiveMtlsMode(ctx.model, service, namespace);
 }
 
 /** The SPIFFE IDs a service's workloads present. */

@@ -9,6 +9,8 @@ import test from 'ava';
 import { request } from 'undici';
 import { startControlPlaneProcess, tempDir, tesseraBin } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
+import { analyze } from '../../control-plane/config/analyze.ts';
+import { loadConfigDir } from '../../control-plane/config/load.ts';
 
 const run = promisify(execFile);
 
@@ -105,4 +107,18 @@ test('analyze --admin uses the registry: a backend whose only instance fails its
   const { stdout } = await run(process.execPath, [tesseraBin, 'analyze', '--admin', cp.adminUrl]);
   t.regex(stdout, /\[no-healthy-instances\]: HTTPRoute default\/web rule 2: backend web-v2 has no healthy instance/);
   t.notRegex(stdout, /policy-without-instances/, 'web-v2 has an instance now, if an unhealthy one');
+});
+
+test('analyze warns when a STRICT service has instances without a sidecar certificate, and not once they all have one', (t) => {
+  const model = loadConfigDir(dir(t)).model;
+  const strict = { ...model, meshConfig: { trustDomain: 'tessera.local', mtlsMode: 'STRICT' as const, certificateLifetimeMs: 86_400_000 } };
+  const findings = analyze({ model: strict }).filter((f) => f.code === 'strict-without-sidecar');
+  t.deepEqual(findings.map((f) => f.message.split(' is STRICT')[0]), ['Service default/web-v1']);
+  t.regex(findings[0].message, /web-v1-a-\S+ \(10\.0\.0\.1:80, EndpointSlice\)/);
+  t.true(findings[0].line > 0);
+  const withSidecars = { ...strict, endpoints: strict.endpoints.map((e) => ({ ...e, labels: { ...e.labels, 'tessera.dev/tls-mode': 'mutual' } })) };
+  t.deepEqual(analyze({ model: withSidecars }).filter((f) => f.code === 'strict-without-sidecar'), []);
+  // A targeted DISABLE takes the service out of STRICT.
+  const exempt = { ...strict, mtlsOverrides: [{ name: 'legacy', targets: [{ service: 'web-v1', namespace: 'default' }], mode: 'DISABLE' as const }] };
+  t.deepEqual(analyze({ model: exempt }).filter((f) => f.code === 'strict-without-sidecar'), []);
 });
