@@ -56,6 +56,7 @@ export interface ControlPlane {
   config: () => ConfigState;
   registry: Registry;
   ca: CertificateAuthority;
+  joinTokens: JoinTokens;
   close(): Promise<void>;
 }
 
@@ -241,6 +242,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     config: () => state,
     registry,
     ca,
+    joinTokens,
     async close() {
       clearInterval(expiryTimer);
       watcher?.close();

@@ -2,6 +2,8 @@
 // control plane (embedded store), demo services, and for each a sidecar started
 // with `tessera sidecar` (agent + Envoy) when `envoy` is on PATH.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane } from '../control-plane/main.ts';
@@ -26,7 +28,7 @@ const demo = [
 const tesseraBin = path.join(here, '../bin/tessera.js');
 
 /** `tessera sidecar` for one demo instance: the one way sidecars are started. */
-function startSidecar(d: (typeof demo)[number], appPort: number, xdsPort: number, adminPort: number): ChildProcess {
+function startSidecar(d: (typeof demo)[number], appPort: number, xdsPort: number, adminPort: number, joinTokenFile: string): ChildProcess {
   const args = [
     tesseraBin, 'sidecar',
     '--service', d.service,
@@ -44,6 +46,9 @@ function startSidecar(d: (typeof demo)[number], appPort: number, xdsPort: number
     '--drain-timeout', '2s',
     // examples/mesh/endpoints.yaml declares these instances already.
     '--no-register',
+    // The workload's identity (spiffe://tessera.local/ns/default/sa/SERVICE): its
+    // sidecar gets a certificate and calls between sidecars are mTLS.
+    '--join-token-file', joinTokenFile,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'pipe'] });
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(chunk.toString().replace(/^(?=.)/gm, `[${d.service}] `)));
@@ -62,7 +67,13 @@ async function waitReady(d: (typeof demo)[number], child: ChildProcess): Promise
 }
 
 async function main() {
-  const cp = await startControlPlane({ configDir, xdsPort: XDS_PORT, adminPort: ADMIN_PORT, address: PUBLIC_ADDRESS });
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-example-'));
+  const cp = await startControlPlane({ configDir, xdsPort: XDS_PORT, adminPort: ADMIN_PORT, address: PUBLIC_ADDRESS, ca: { dir: path.join(stateDir, 'ca') } });
+  const joinTokenFile = (service: string) => {
+    const file = path.join(stateDir, `${service}.token`);
+    fs.writeFileSync(file, cp.joinTokens.create({ namespace: 'default', serviceAccount: service }, 24 * 3600_000).token, { mode: 0o600 });
+    return file;
+  };
   const envoy = findEnvoy();
   const sidecars: ChildProcess[] = [];
   const closers: (() => Promise<unknown>)[] = [];
@@ -77,7 +88,7 @@ async function main() {
       const server = await startEchoServer(d.service, appPort);
       closers.push(() => server.close());
     }
-    if (envoy) sidecars.push(startSidecar(d, appPort, cp.xdsPort, cp.adminPort));
+    if (envoy) sidecars.push(startSidecar(d, appPort, cp.xdsPort, cp.adminPort, joinTokenFile(d.service)));
   }
   await Promise.all(sidecars.map((s, i) => waitReady(demo[i], s)));
 
@@ -97,7 +108,8 @@ ${
   curl -s -x http://127.0.0.1:15001 http://reviews/             # proxy form (what HTTP_PROXY makes clients send)
 `
     : ''
-}  npx tessera get proxies --admin ${admin}
+}  npx tessera get certificates --admin ${admin}   # each sidecar's SPIFFE identity: calls between them are mTLS
+  npx tessera get proxies --admin ${admin}
   npx tessera get services --admin ${admin}
   curl -s ${admin}/api/v1/config
   curl -s ${admin}/metrics
@@ -115,6 +127,7 @@ Ctrl-C stops everything.
     );
     await Promise.all(closers.map((c) => c()));
     await cp.close();
+    fs.rmSync(stateDir, { recursive: true, force: true });
     process.exit(0);
   };
   process.once('SIGINT', stop);
