@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { parseDuration } from '../config/duration.ts';
-import { envoyBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+import { envoyBootstrap, grpcBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
@@ -16,6 +16,9 @@ commands:
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
+  bootstrap --grpc --node-id ID [--xds HOST:PORT[,…]] [--zone Z] [--cert-dir DIR]   (proxyless gRPC clients)
+  certs --cert-dir DIR --join-token-file F|--kube-token-file F [--control-plane URL] [--once]
+        (keeps cert.pem, key.pem, ca.pem renewed for proxyless gRPC clients)
   sidecar --service S --app-port A [--inbound-port P] [--control-plane URL] [--xds HOST:PORT,…] [--capture] …
           (tessera sidecar --help for every option)
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
@@ -70,6 +73,10 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'capture': {
       const { captureCommand } = await import('../../sidecar/agent/cli.ts');
       return captureCommand(args);
+    }
+    case 'certs': {
+      const { certsCommand } = await import('../../sidecar/agent/cli.ts');
+      return certsCommand(args);
     }
     case 'analyze': {
       const { analyzeCommand } = await import('./analyze.ts');
@@ -176,16 +183,27 @@ function bootstrap(args: string[]): number {
       'app-port': { type: 'string' },
       zone: { type: 'string' },
       output: { type: 'string', short: 'o' },
+      grpc: { type: 'boolean' },
+      'cert-dir': { type: 'string' },
     },
   });
   if (!values['node-id']) throw new UsageError('--node-id is required');
+  const output = values.output ?? 'json';
+  if (output !== 'json' && output !== 'yaml') throw new UsageError(`-o must be json or yaml, got ${output}`);
+  const print = (config: unknown) => process.stdout.write(output === 'yaml' ? YAML.stringify(config) : JSON.stringify(config, null, 2) + '\n');
+  if (values.grpc) {
+    // For proxyless gRPC clients: GRPC_XDS_BOOTSTRAP points at this file.
+    const envoyOnly = ['service', 'xds-mode', 'admin-port', 'outbound-port', 'outbound-address', 'inbound-port', 'inbound-address', 'app-port'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
+    if (envoyOnly.length) throw new UsageError(`${envoyOnly.map((f) => `--${f}`).join(', ')} describe an Envoy sidecar, not a --grpc client`);
+    print(grpcBootstrap({ nodeId: values['node-id'], xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'), zone: values.zone, certDir: values['cert-dir'] }));
+    return 0;
+  }
+  if (values['cert-dir']) throw new UsageError('--cert-dir is for --grpc bootstraps; a sidecar gets its certificate from its agent over SDS');
   const mode = values['xds-mode'] ?? 'sotw';
   if (mode !== 'sotw' && mode !== 'delta') throw new UsageError(`--xds-mode must be sotw or delta, got ${mode}`);
   if ((values['inbound-port'] === undefined) !== (values['app-port'] === undefined)) {
     throw new UsageError('--inbound-port and --app-port go together');
   }
-  const output = values.output ?? 'json';
-  if (output !== 'json' && output !== 'yaml') throw new UsageError(`-o must be json or yaml, got ${output}`);
   const config = envoyBootstrap({
     service: values.service,
     namespace: values.namespace,
@@ -205,6 +223,6 @@ function bootstrap(args: string[]): number {
           }
         : undefined,
   });
-  process.stdout.write(output === 'yaml' ? YAML.stringify(config) : JSON.stringify(config, null, 2) + '\n');
+  print(config);
   return 0;
 }

@@ -234,4 +234,10 @@ export type ProxyContext =
       /** The agent serves this proxy a workload certificate over SDS (mTLS possible). */
       sds?: boolean;
     }
-  | { kind: 'proxyless'; zone?: string };
+  | {
+      kind: 'proxyless';
+      zone?: string;
+      /** Its bootstrap names the `tessera` certificate provider (gRFC A29 file_watcher
+       *  on the files `tessera certs` keeps renewed): mTLS to STRICT services. */
+      certificates?: boolean;
+    };

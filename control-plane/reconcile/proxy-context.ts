@@ -20,7 +20,15 @@ export function proxyContextOf(node: XdsNode): ProxyContext {
   const meta = raw as Record<string, unknown> | undefined;
   const mode = meta?.mode ?? (node.user_agent_name === 'envoy' ? 'sidecar' : 'proxyless');
   const zone = name(node.locality?.zone || undefined, 'node.locality.zone');
-  if (mode === 'proxyless') return zone ? { kind: 'proxyless', zone } : { kind: 'proxyless' };
+  if (mode === 'proxyless') {
+    const context: ProxyContext = { kind: 'proxyless' };
+    if (zone) context.zone = zone;
+    if (meta?.certificates !== undefined && meta.certificates !== false) {
+      if (meta.certificates !== true) throw new NodeMetadataError(`metadata.tessera.certificates must be true or false, not ${JSON.stringify(meta.certificates)}`);
+      context.certificates = true;
+    }
+    return context;
+  }
   if (mode !== 'sidecar') throw new NodeMetadataError(`metadata.tessera.mode must be sidecar or proxyless, not ${JSON.stringify(mode)}`);
   const outbound = object(meta?.outbound, 'outbound');
   const context: ProxyContext = {

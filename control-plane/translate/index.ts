@@ -74,7 +74,7 @@ export function translateServiceEndpoints(view: MeshView, proxy: ProxyContext, s
 export function dependencyKey(proxy: ProxyContext, typeUrl: TranslatedType): string {
   // Endpoints: only the proxy's zone picks priorities.
   if (typeUrl === TypeUrl.ClusterLoadAssignment) return `zone=${proxy.zone ?? ''}`;
-  if (proxy.kind === 'proxyless') return 'proxyless';
+  if (proxy.kind === 'proxyless') return proxy.certificates ? 'proxyless+certificates' : 'proxyless';
   const { zone, ...rest } = proxy;
   const irrelevant: Record<TranslatedType, string[]> = {
     [TypeUrl.Cluster]: ['outbound'],

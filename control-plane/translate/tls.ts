@@ -89,10 +89,14 @@ function upstreamTlsSocket(identities: string[]): TransportSocket {
   };
 }
 
+/** The certificate provider instance a proxyless client's bootstrap names (sidecar/bootstrap). */
+export const GRPC_CERTIFICATE_PROVIDER = 'tessera';
+
 /** Cluster fields: mTLS to instances marked as having a sidecar certificate, plaintext
  *  to the rest (auto mTLS). Only for a proxy that has a certificate itself. */
-export function upstreamMtls(ctx: TranslateContext, service: MeshService): { transport_socket_matches?: TransportSocketMatch[] } {
-  if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.sds) return {};
+export function upstreamMtls(ctx: TranslateContext, service: MeshService): { transport_socket_matches?: TransportSocketMatch[]; transport_socket?: TransportSocket } {
+  if (ctx.proxy.kind === 'proxyless') return proxylessUpstreamMtls(ctx, service);
+  if (!ctx.proxy.sds) return {};
   if (mtlsMode(ctx, service.name, service.namespace) === 'DISABLE') return {};
   return {
     transport_socket_matches: [{ name: 'mtls', match: struct({ [MTLS_MATCH_KEY]: MTLS_MATCH_VALUE }), transport_socket: upstreamTlsSocket(serviceIdentities(ctx, service)) }],
@@ -137,4 +141,30 @@ export function inboundTlsPosture(ctx: TranslateContext): 'plaintext' | 'mtls' |
 /** HCM fields for a chain that terminated mTLS: the app learns who called (XFCC). */
 export function peerCertificateHeaders(): Proto {
   return { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } };
+}
+
+/** gRPC has no transport_socket_matches, no SDS and no tls_params (gRFC A29; it NACKs
+ *  them): a proxyless client with certificates speaks mTLS to STRICT services, whose
+ *  instances all have sidecars (analyze warns otherwise), reading its files through
+ *  the bootstrap's certificate provider. It checks only the deprecated
+ *  match_subject_alt_names, so both SAN fields are set. */
+function proxylessUpstreamMtls(ctx: TranslateContext, service: MeshService): { transport_socket?: TransportSocket } {
+  if (ctx.proxy.kind !== 'proxyless' || !ctx.proxy.certificates) return {};
+  if (mtlsMode(ctx, service.name, service.namespace) !== 'STRICT') return {};
+  const identities = serviceIdentities(ctx, service);
+  return {
+    transport_socket: {
+      name: TLS_SOCKET,
+      typed_config: typedAny<UpstreamTlsContext>(EXTENSION.upstreamTls, {
+        common_tls_context: {
+          tls_certificate_provider_instance: { instance_name: GRPC_CERTIFICATE_PROVIDER },
+          validation_context: {
+            ca_certificate_provider_instance: { instance_name: GRPC_CERTIFICATE_PROVIDER },
+            match_subject_alt_names: identities.map((id) => ({ exact: id })),
+            match_typed_subject_alt_names: identities.map((id) => ({ san_type: 'URI', matcher: { exact: id } })),
+          },
+        },
+      }),
+    },
+  };
 }

@@ -115,8 +115,33 @@ export function parseXdsAddresses(value: string): { host: string; port: number }
 }
 
 /** A bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG). */
-export function grpcBootstrap(o: { nodeId: string; xds: { host: string; port: number }[]; zone?: string }): Record<string, unknown> {
+/** The certificate provider name the control plane's proxyless clusters refer to. */
+export const GRPC_CERTIFICATE_PROVIDER = 'tessera';
+
+export function grpcBootstrap(o: {
+  nodeId: string;
+  xds: { host: string; port: number }[];
+  zone?: string;
+  /** A directory `tessera certs` keeps cert.pem, key.pem and ca.pem renewed in (gRFC A29). */
+  certDir?: string;
+}): Record<string, unknown> {
+  const certificates = o.certDir
+    ? {
+        certificate_providers: {
+          [GRPC_CERTIFICATE_PROVIDER]: {
+            plugin_name: 'file_watcher',
+            config: {
+              certificate_file: `${o.certDir}/cert.pem`,
+              private_key_file: `${o.certDir}/key.pem`,
+              ca_certificate_file: `${o.certDir}/ca.pem`,
+              refresh_interval: '5s',
+            },
+          },
+        },
+      }
+    : {};
   return {
+    ...certificates,
     xds_servers: o.xds.map((x) => ({
       server_uri: `${x.host}:${x.port}`,
       channel_creds: [{ type: 'insecure' }],
@@ -126,7 +151,7 @@ export function grpcBootstrap(o: { nodeId: string; xds: { host: string; port: nu
       id: o.nodeId,
       // grpc-js-xds wants a locality present, even an empty one.
       locality: o.zone ? { zone: o.zone } : {},
-      metadata: { tessera: { mode: 'proxyless' } },
+      metadata: { tessera: { mode: 'proxyless', ...(o.certDir ? { certificates: true } : {}) } },
     },
   };
 }
