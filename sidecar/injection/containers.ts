@@ -1,7 +1,7 @@
 // The two containers the injector adds: `tessera-init` (installs the iptables capture, then
 // exits) and `tessera-proxy` (the agent with Envoy). Both run the `tessera` image, whose
 // entrypoint is the `tessera` bin, so `args` is a tessera command line.
-import type { Container, EnvVar } from './kube-types.ts';
+import type { Container, EnvVar, Volume } from './kube-types.ts';
 import { INIT_CONTAINER, PORTS, PROXY_CONTAINER } from './names.ts';
 import type { AppProbe } from './probes.ts';
 import type { PodSettings } from './settings.ts';
@@ -39,6 +39,19 @@ export function initContainer(settings: PodSettings, options: ProxyOptions): Con
   };
 }
 
+export const TOKEN_VOLUME = 'tessera-token';
+const TOKEN_MOUNT = '/var/run/secrets/tokens';
+const TOKEN_FILE = 'tessera-token';
+export const TOKEN_AUDIENCE = 'tessera';
+
+/** A token the kubelet renews and that only Tessera's control plane accepts (its audience). */
+export function tokenVolume(): Volume {
+  return {
+    name: TOKEN_VOLUME,
+    projected: { sources: [{ serviceAccountToken: { audience: TOKEN_AUDIENCE, expirationSeconds: 3600, path: TOKEN_FILE } }] },
+  };
+}
+
 const fieldEnv = (name: string, fieldPath: string): EnvVar => ({ name, valueFrom: { fieldRef: { fieldPath } } });
 
 /** `tessera sidecar`, configured entirely through the environment (the agent's env fallbacks). */
@@ -53,6 +66,9 @@ export function proxyContainer(settings: PodSettings, probes: Record<string, App
     { name: 'TESSERA_CONTROL_PLANE', value: options.controlPlane },
     { name: 'TESSERA_XDS', value: options.xds },
   ];
+  // The proof of identity: a service-account token for the audience `tessera`, which
+  // the control plane has the API server review (TokenReview).
+  env.push({ name: 'TESSERA_KUBE_TOKEN_FILE', value: `${TOKEN_MOUNT}/${TOKEN_FILE}` });
   if (settings.appPort !== undefined) env.push({ name: 'TESSERA_APP_PORT', value: String(settings.appPort) });
   if (settings.inboundPorts === '*' || settings.inboundPorts.length > 0) {
     env.push({ name: 'TESSERA_INBOUND_PORTS', value: settings.inboundPorts === '*' ? '*' : settings.inboundPorts.join(',') });
@@ -66,6 +82,7 @@ export function proxyContainer(settings: PodSettings, probes: Record<string, App
     image: options.image,
     args: ['sidecar'],
     env,
+    volumeMounts: [{ name: TOKEN_VOLUME, mountPath: TOKEN_MOUNT, readOnly: true }],
     ports: [
       { name: 'tessera-status', containerPort: PORTS.status, protocol: 'TCP' },
       { name: 'tessera-probes', containerPort: PORTS.probes, protocol: 'TCP' },

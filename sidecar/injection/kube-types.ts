@@ -40,12 +40,19 @@ export interface Container {
   readinessProbe?: Probe;
   startupProbe?: Probe;
   restartPolicy?: string;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  [k: string]: unknown;
+}
+
+export interface Volume {
+  name: string;
   [k: string]: unknown;
 }
 
 export interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
+  volumes?: Volume[];
   hostNetwork?: boolean;
   terminationGracePeriodSeconds?: number;
   [k: string]: unknown;

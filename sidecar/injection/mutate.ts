@@ -1,7 +1,7 @@
 // The one mutation over a pod template, shared by `tessera inject` and the admission
 // webhook. Pure: the template and the options in, a new template (or why not) out.
 import { InjectionError, type Problem } from './errors.ts';
-import { initContainer, proxyContainer, type ProxyOptions } from './containers.ts';
+import { initContainer, proxyContainer, TOKEN_VOLUME, tokenVolume, type ProxyOptions } from './containers.ts';
 import type { Container, PodTemplate } from './kube-types.ts';
 import { ANNOTATIONS, INIT_CONTAINER, INJECT_LABEL, INJECT_LABEL_DISABLED, INJECT_LABEL_ENABLED, PROXY_CONTAINER, SYSTEM_NAMESPACES, TESSERA_VERSION } from './names.ts';
 import { rewriteProbes } from './probes.ts';
@@ -65,6 +65,9 @@ export function injectPodTemplate(original: PodTemplate, context: PodContext, op
       }
     });
   }
+  (template.spec.volumes ?? []).forEach((v, i) => {
+    if (v.name === TOKEN_VOLUME) problems.push({ path: `spec.volumes[${i}].name`, message: `a volume named ${TOKEN_VOLUME} exists: rename it, Tessera mounts its own (the sidecar's service-account token)` });
+  });
   const probes = rewriteProbes(template, problems);
   if (problems.length > 0 || !settings) throw new InjectionError(problems);
 
@@ -87,6 +90,7 @@ export function injectPodTemplate(original: PodTemplate, context: PodContext, op
     template.spec.containers = [proxy, ...template.spec.containers];
     result.containers.push(PROXY_CONTAINER);
   }
+  template.spec.volumes = [...(template.spec.volumes ?? []), tokenVolume()];
   template.metadata ??= {};
   template.metadata.annotations ??= {};
   if (!settings.nativeSidecar && !template.metadata.annotations['kubectl.kubernetes.io/default-container']) {

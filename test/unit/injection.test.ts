@@ -68,10 +68,22 @@ test('the proxy gets the service, ports and pod identity from the downward API',
     TESSERA_SERVICE_ACCOUNT: 'spec.serviceAccountName',
     TESSERA_CONTROL_PLANE: 'http://cp.tessera-system.svc:18080',
     TESSERA_XDS: 'cp.tessera-system.svc:18000',
+    TESSERA_KUBE_TOKEN_FILE: '/var/run/secrets/tokens/tessera-token',
     TESSERA_APP_PORT: '9080',
     TESSERA_INBOUND_PORTS: '9080',
     TESSERA_DRAIN_TIMEOUT: '20s',
   });
+});
+
+test('the proxy proves its identity with a projected service-account token for the audience tessera; a volume of that name is refused', (t) => {
+  const out = injected(pod());
+  const proxy = out.spec.initContainers![1];
+  t.deepEqual(proxy.volumeMounts, [{ name: 'tessera-token', mountPath: '/var/run/secrets/tokens', readOnly: true }]);
+  t.deepEqual(out.spec.volumes?.find((v) => v.name === 'tessera-token'), {
+    name: 'tessera-token',
+    projected: { sources: [{ serviceAccountToken: { audience: 'tessera', expirationSeconds: 3600, path: 'tessera-token' } }] },
+  });
+  t.throws(() => injected(pod({}, {}, { volumes: [{ name: 'tessera-token', emptyDir: {} }] })), { message: /spec\.volumes\[0\]\.name: a volume named tessera-token exists/ });
 });
 
 test('the service name comes from the annotation, then the app labels, then the workload name', (t) => {
