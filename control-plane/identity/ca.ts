@@ -271,12 +271,17 @@ const FILES = { root: 'root.crt', intermediate: 'intermediate.crt', intermediate
  *  planes starting at once on one directory end up with the same CA, never a mix. */
 async function createAuthority(options: CaOptions): Promise<Authority> {
   const authority = await newAuthority(options);
+  if (fs.existsSync(options.dir) && fs.readdirSync(options.dir).length === 0) {
+    // An empty directory made for the CA (a mounted volume cannot be renamed over).
+    fs.chmodSync(options.dir, 0o700);
+    await writeAuthority(options.dir, authority);
+    return authority;
+  }
   fs.mkdirSync(path.dirname(options.dir), { recursive: true });
   const staging = fs.mkdtempSync(`${options.dir}.new-`);
   fs.chmodSync(staging, 0o700);
   await writeAuthority(staging, authority);
   try {
-    if (fs.existsSync(options.dir) && fs.readdirSync(options.dir).length === 0) fs.rmdirSync(options.dir);
     fs.renameSync(staging, options.dir);
     return authority;
   } catch (err) {
@@ -316,11 +321,11 @@ async function loadAuthority(dir: string, prefix = ''): Promise<Authority | unde
 }
 
 async function writeAuthority(dir: string, a: Authority, prefix = ''): Promise<void> {
-  // The key first, 0600 from its creation; the certificates last, so a crash in
-  // between leaves no half CA that loadAuthority would take.
-  writeAtomic(path.join(dir, prefix + FILES.intermediateKey), await privateKeyPem(a.intermediateKey), 0o600);
+  // The key last (0600 from its creation): loadAuthority takes a directory only once
+  // the key is there, so a crash in between leaves nothing half-made to load.
   writeAtomic(path.join(dir, prefix + FILES.root), a.root.toString('pem'), 0o644);
   writeAtomic(path.join(dir, prefix + FILES.intermediate), a.intermediate.toString('pem'), 0o644);
+  writeAtomic(path.join(dir, prefix + FILES.intermediateKey), await privateKeyPem(a.intermediateKey), 0o600);
 }
 
 async function writePending(dir: string, a: Authority, switchAt: number): Promise<void> {

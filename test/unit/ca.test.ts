@@ -98,3 +98,11 @@ test('root rotation: the new root is trusted at once, signs after the grace peri
   const reopened = await CertificateAuthority.open({ ...options, now: () => now });
   t.deepEqual(certs(reopened.trustBundle()).map((c) => c.serialNumber), [newRoot.serialNumber], 'the switch was kept on disk');
 });
+
+test('an empty directory made for the CA (a mounted volume) is filled in place', async (t) => {
+  const dir = path.join(tmp(t), 'mounted');
+  fs.mkdirSync(dir);
+  const ca = await CertificateAuthority.open({ dir, trustDomain: 'm.local' });
+  t.deepEqual(fs.readdirSync(dir).sort(), ['intermediate.crt', 'intermediate.key', 'root.crt']);
+  t.is((await CertificateAuthority.open({ dir, trustDomain: 'm.local' })).trustBundle(), ca.trustBundle());
+});
