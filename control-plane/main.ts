@@ -2,6 +2,7 @@
 // admin API. Everything with behaviour lives in the modules it imports.
 import fs from 'node:fs';
 import os from 'node:os';
+import * as grpc from '@grpc/grpc-js';
 import path from 'node:path';
 import { AdminServer } from './admin/server.ts';
 import { coreRoutes, type ConfigState } from './admin/core-routes.ts';
@@ -39,11 +40,16 @@ export interface ControlPlaneOptions {
   /** The mesh CA: generated into `dir` (default ~/.local/state/tessera/ca) unless a
    *  CA certificate and key are given. */
   ca?: { dir?: string; certFile?: string; keyFile?: string; rotationGraceMs?: number };
+  /** Serve xDS over TLS with a certificate of the mesh CA for these DNS names and IPs
+   *  (and the SPIFFE ID of XDS_IDENTITY, which agents check). */
+  xdsTls?: { names: string[] };
   /** Review Kubernetes service-account tokens as proof of identity. */
   kubernetes?: KubernetesReviewOptions;
   log?: (line: string) => void;
 }
 
+/** Who the control plane is to the agents that verify its xDS port (--xds-tls). */
+export const XDS_IDENTITY = { namespace: 'tessera-system', serviceAccount: 'tessera-control-plane' };
 export const defaultCaDir = () => path.join(process.env.XDG_STATE_HOME ?? path.join(os.homedir(), '.local/state'), 'tessera/ca');
 
 export interface ControlPlane {
@@ -191,7 +197,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     group: reconciler.groupOf,
     callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
   });
-  const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`);
+  let xdsCredentials: grpc.ServerCredentials | undefined;
+  if (options.xdsTls) {
+    // A year, capped by the intermediate; a restart issues a new one.
+    const serving = await ca.issueServing(XDS_IDENTITY, options.xdsTls.names, 365 * 24 * 3600_000);
+    xdsCredentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(serving.certificateChain), private_key: Buffer.from(serving.keyPem) }], false);
+    log(`xDS over TLS as ${serving.spiffeId} (${options.xdsTls.names.join(', ')}), valid until ${serving.notAfter.toISOString()}`);
+  }
+  const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`, xdsCredentials);
 
   const loopback = /^(127\.|::1$|localhost$)/.test(options.address);
   if (!options.adminToken && !loopback) {

@@ -1,6 +1,7 @@
 // The `tessera` command: dispatches to one module per command.
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
+import os from 'node:os';
 import YAML from 'yaml';
 import { parseDuration } from '../config/duration.ts';
 import { envoyBootstrap, grpcBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
@@ -10,7 +11,7 @@ const USAGE = `usage: tessera <command> [options]
 commands:
   control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
                 [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
-                [--ca-dir DIR] [--ca-cert F --ca-key F] [--ca-rotation-grace 60s]
+                [--ca-dir DIR] [--ca-cert F --ca-key F] [--ca-rotation-grace 60s] [--xds-tls [--xds-tls-names N,…]]
                 [--kube-api URL --kube-token-file F [--kube-ca-file F] [--kube-audience A,…]]
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
@@ -130,6 +131,8 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
       'ca-cert': { type: 'string' },
       'ca-key': { type: 'string' },
       'ca-rotation-grace': { type: 'string' },
+      'xds-tls': { type: 'boolean' },
+      'xds-tls-names': { type: 'string' },
       'kube-api': { type: 'string' },
       'kube-token-file': { type: 'string' },
       'kube-ca-file': { type: 'string' },
@@ -138,6 +141,7 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
   });
   const { startControlPlane } = await import('../main.ts');
   if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new UsageError('--ca-cert and --ca-key go together');
+  if (values['xds-tls-names'] && !values['xds-tls']) throw new UsageError('--xds-tls-names goes with --xds-tls');
   if (values['kube-api'] && !values['kube-token-file']) throw new UsageError('--kube-api needs --kube-token-file (a token allowed to create tokenreviews)');
   let rotationGraceMs: number | undefined;
   if (values['ca-rotation-grace'] !== undefined) {
@@ -154,6 +158,7 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
     adminToken: token,
     store: values.store ?? 'memory',
     ca: { dir: values['ca-dir'], certFile: values['ca-cert'], keyFile: values['ca-key'], rotationGraceMs },
+    xdsTls: values['xds-tls'] ? { names: (values['xds-tls-names'] ?? `localhost,127.0.0.1,${os.hostname()}`).split(',').map((n) => n.trim()).filter(Boolean) } : undefined,
     kubernetes: values['kube-api']
       ? { url: values['kube-api'], tokenFile: values['kube-token-file']!, caFile: values['kube-ca-file'], audiences: values['kube-audience']?.split(',') }
       : undefined,

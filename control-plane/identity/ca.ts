@@ -6,6 +6,7 @@
 // once, signing moves to it only after `rotationGraceMs` (time for every agent to fetch
 // the bundle), and the old root stays trusted until the last leaf it signed expires.
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata API first.
@@ -181,6 +182,47 @@ export class CertificateAuthority {
       notAfter,
       certificateChain: `${leaf.toString('pem')}\n${intermediate.toString('pem')}\n`,
       trustBundle: this.trustBundle(),
+    };
+  }
+
+  /** A serving certificate for the control plane itself (its xDS port over TLS): the
+   *  SPIFFE ID `spiffe://{trustDomain}/ns/{namespace}/sa/{serviceAccount}` and the given
+   *  DNS names and IPs, with a key made here. */
+  async issueServing(identity: WorkloadIdentity, names: string[], lifetimeMs: number): Promise<IssuedCertificate & { keyPem: string }> {
+    this.advance();
+    const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const { intermediate, intermediateKey } = this.signing;
+    const now = this.now();
+    const notBefore = new Date(now - BACKDATE_MS);
+    const notAfter = new Date(Math.min(now + lifetimeMs, intermediate.notAfter.getTime()));
+    const id = spiffeId(this.options.trustDomain, identity);
+    const altNames: x509.JsonGeneralName[] = [{ type: 'url', value: id }];
+    for (const name of names) altNames.push(isIP(name) ? { type: 'ip', value: name } : { type: 'dns', value: name });
+    const cert = await x509.X509CertificateGenerator.create({
+      serialNumber: serialNumber(),
+      subject: '',
+      issuer: intermediate.subject,
+      notBefore,
+      notAfter,
+      publicKey: keys.publicKey,
+      signingKey: intermediateKey,
+      signingAlgorithm: SIGNING,
+      extensions: [
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.SubjectAlternativeNameExtension(altNames, true),
+        await x509.AuthorityKeyIdentifierExtension.create(intermediate),
+      ],
+    });
+    return {
+      spiffeId: id,
+      serial: cert.serialNumber,
+      notBefore,
+      notAfter,
+      certificateChain: `${cert.toString('pem')}\n${intermediate.toString('pem')}\n`,
+      trustBundle: this.trustBundle(),
+      keyPem: await privateKeyPem(keys.privateKey),
     };
   }
 

@@ -93,6 +93,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
 
   // The certificate comes first: Envoy's mTLS listeners and clusters wait for it.
   let certificates: CertificateManager | undefined;
+  let trustDomain: string | undefined;
   let sds: SdsServer | undefined;
   const sdsSocket = path.join(workDir, 'sds.sock');
   if (o.identityProof) {
@@ -110,6 +111,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       await sds.listen(sdsSocket);
       const cert = await certificates.start();
       log(`certificate: ${cert.spiffeId} serial ${cert.serial}, valid until ${cert.notAfter.toISOString()}`);
+      trustDomain = new URL(cert.spiffeId).host;
     } catch (err) {
       log(err instanceof IdentityRefusedError ? err.message : `certificate: ${(err as Error).message}`);
       certificates.stop();
@@ -132,6 +134,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     inbound: o.inboundPort ? { address: listenAddress, port: o.inboundPort, appPort: o.appPort, appAddress: '127.0.0.1' } : undefined,
     capture: o.capture ? { inboundPort: o.capture.inboundCapturePort } : undefined,
     sds: sds ? { socketPath: sdsSocket } : undefined,
+    // The control plane's identity (control-plane/main.ts XDS_IDENTITY) in our trust domain.
+    xdsTls: o.xdsTls && trustDomain ? { controlPlaneId: `spiffe://${trustDomain}/ns/tessera-system/sa/tessera-control-plane` } : undefined,
   });
   const envoyDrainS = Math.max(1, Math.min(5, Math.floor(o.drainTimeoutMs / 2000)));
   const supervisor = new EnvoySupervisor({ envoy: envoyPath, bootstrap, adminUrl: `http://127.0.0.1:${o.adminPort}`, workDir, drainTimeS: envoyDrainS, ...identity, log });

@@ -46,6 +46,8 @@ export interface AgentOptions {
   /** How the agent proves its identity to get a workload certificate (mTLS); none: plaintext. */
   identityProof?: IdentityProof;
   trustBundleRefreshMs: number;
+  /** The control plane serves xDS over TLS (tessera control-plane --xds-tls). */
+  xdsTls: boolean;
   /** Also write the certificate files here (for proxyless gRPC clients on the host). */
   certDir?: string;
 }
@@ -58,7 +60,7 @@ export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P
           [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
           [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
           [--admin-token-file F] [--zone Z] [--envoy PATH] [--work-dir DIR]
-          [--join-token-file F | --kube-token-file F] [--trust-bundle-refresh 15s] [--cert-dir DIR]
+          [--join-token-file F | --kube-token-file F] [--trust-bundle-refresh 15s] [--cert-dir DIR] [--xds-tls]
           (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
            [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
 
@@ -101,6 +103,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       'kube-token-file': { type: 'string' },
       'trust-bundle-refresh': { type: 'string' },
       'cert-dir': { type: 'string' },
+      'xds-tls': { type: 'boolean' },
       ...CAPTURE_FLAGS,
     },
   });
@@ -183,6 +186,8 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
   if (trustBundleRefreshMs === undefined) errors.push(`--trust-bundle-refresh must be a duration from 500ms to 60m, got ${JSON.stringify(refreshRaw)}`);
   const certDir = pick('cert-dir');
   if (certDir && !identityProof) errors.push('--cert-dir needs a certificate: give --join-token-file or --kube-token-file');
+  const xdsTls = values['xds-tls'] === true || env.TESSERA_XDS_TLS === 'true';
+  if (xdsTls && !identityProof) errors.push('--xds-tls checks the control plane against the mesh trust bundle, which comes with a certificate: give --join-token-file or --kube-token-file');
 
   const statusPort = port('status-port', undefined, 15021)!;
   const probePort = port('probe-port', undefined, 15020)!;
@@ -216,6 +221,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     probes,
     identityProof,
     trustBundleRefreshMs: trustBundleRefreshMs!,
+    xdsTls,
     certDir,
   };
 }

@@ -20,6 +20,9 @@ export interface BootstrapOptions {
   /** The agent's SDS server (a Unix socket): the proxy then has a workload certificate,
    *  and the control plane serves it mTLS listeners and clusters that ask SDS for it. */
   sds?: { socketPath: string };
+  /** Verify the control plane's xDS port over TLS: it must present this SPIFFE ID from
+   *  the mesh CA (the bundle comes from the agent's SDS, so root rotation applies). */
+  xdsTls?: { controlPlaneId: string };
 }
 
 export const XDS_CLUSTER = 'tessera_xds';
@@ -33,7 +36,35 @@ const HTTP2_ONLY = (keepalive?: Record<string, unknown>) => ({
   },
 });
 
+function sdsSecret(name: string) {
+  return {
+    name,
+    sds_config: {
+      api_config_source: { api_type: 'GRPC', transport_api_version: 'V3', grpc_services: [{ envoy_grpc: { cluster_name: SDS_CLUSTER } }], set_node_on_first_message_only: true },
+      resource_api_version: 'V3',
+    },
+  };
+}
+
+function xdsTlsSocket(controlPlaneId: string) {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        tls_certificate_sds_secret_configs: [sdsSecret('default')],
+        combined_validation_context: {
+          default_validation_context: { match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: controlPlaneId } }] },
+          validation_context_sds_secret_config: sdsSecret('ROOTCA'),
+        },
+      },
+    },
+  };
+}
+
 export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
+  if (o.xdsTls && !o.sds) throw new Error('xDS over TLS needs the agent\'s SDS (a workload certificate) for the trust bundle');
   const tessera: Record<string, unknown> = {
     mode: 'sidecar',
     namespace: o.namespace ?? 'default',
@@ -74,6 +105,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
           connect_timeout: '1s',
           // Find a dead control plane quickly and reconnect to another.
           typed_extension_protocol_options: HTTP2_ONLY({ interval: '5s', timeout: '3s' }),
+          ...(o.xdsTls ? { transport_socket: xdsTlsSocket(o.xdsTls.controlPlaneId) } : {}),
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [

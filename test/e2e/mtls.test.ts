@@ -306,3 +306,42 @@ envoyTest.serial('rotation: 2-minute certificates renewed under load for 5 minut
   const intermediate = new X509Certificate(mine.cert.split(/(?=-----BEGIN CERTIFICATE-----)/)[1]);
   t.true(presented.peer!.verify(intermediate.publicKey), "the server's current leaf comes from the new intermediate");
 });
+
+envoyTest.serial('--xds-tls: the xDS port speaks TLS with the mesh CA; a sidecar with --xds-tls verifies it and serves, a plaintext client gets nothing', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'api.yaml'), API_SERVICE);
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), meshConfig('STRICT'));
+  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--xds-tls', '--xds-tls-names', '127.0.0.1,localhost'] });
+  const app = await startBackend(t, 'api-1');
+  const server = await startSidecar(t, { service: 'api', appPort: app.port, controlPlane: cp, extraArgs: ['--xds-tls', '--join-token-file', await joinTokenFile(t, cp, 'api')] });
+  const client = await startSidecar(t, {
+    service: 'client',
+    appPort: await freePort(),
+    inbound: false,
+    controlPlane: cp,
+    extraArgs: ['--xds-tls', '--no-register', '--health-check', 'none', '--join-token-file', await joinTokenFile(t, cp, 'client')],
+  });
+  await Promise.all([server.waitReady(60_000), client.waitReady(60_000)]);
+  await waitFor('api through the client sidecar', async () => {
+    const res = await request(`http://127.0.0.1:${client.outboundPort}/`, { headers: { host: 'api' } });
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, 30_000, 200);
+  // The port presents the control plane's SPIFFE ID, chained to the mesh root.
+  const bundle = await (await request(`${cp.adminUrl}/api/v1/trust-bundle`)).body.text();
+  const presented = await new Promise<X509Certificate>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: cp.xdsPort, ca: bundle, servername: 'localhost', ALPNProtocols: ['h2'] }, () => {
+      resolve(socket.getPeerX509Certificate()!);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+  t.regex(presented.subjectAltName ?? '', /URI:spiffe:\/\/tessera\.local\/ns\/tessera-system\/sa\/tessera-control-plane/);
+  // A plaintext ADS client gets no response at all.
+  const ads = connect(cp.xdsPort);
+  t.teardown(() => ads.close());
+  const stream = ads.sotw();
+  stream.send({ node: { id: 'plain', user_agent_name: 'envoy' }, type_url: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', resource_names: [] } as any);
+  await t.throwsAsync(stream.nth(1, 3000));
+});

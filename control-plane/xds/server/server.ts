@@ -80,9 +80,10 @@ export class XdsServer {
   }
 
   /** Binds, e.g. `127.0.0.1:0`; resolves to the bound port. */
-  listen(address: string): Promise<number> {
+  /** `credentials`: TLS for the xDS port (--xds-tls); plaintext by default. */
+  listen(address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.grpc.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+      this.grpc.bindAsync(address, credentials, (err, port) =>
         err ? reject(err) : resolve(port),
       );
     });
