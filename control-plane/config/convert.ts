@@ -1,18 +1,20 @@
 // Validated documents -> mesh model objects. References between documents are
 // collected here and checked once every file is read (checks.ts).
-import type {
-  AppProtocol,
-  BackendRef,
-  Endpoint,
-  HeaderModifier,
-  MeshModel,
-  RetryPolicy,
-  Route,
-  RouteFilter,
-  RouteMatch,
-  RouteRule,
-  TrafficPolicy,
+import {
+  DEFAULT_TRUST_DOMAIN,
+  type AppProtocol,
+  type BackendRef,
+  type Endpoint,
+  type HeaderModifier,
+  type MeshModel,
+  type RetryPolicy,
+  type Route,
+  type RouteFilter,
+  type RouteMatch,
+  type RouteRule,
+  type TrafficPolicy,
 } from '../model/types.ts';
+import { convertAuthorizationPolicy } from './convert-authorization.ts';
 import { parseDuration } from './duration.ts';
 import type { Locate } from './load.ts';
 
@@ -67,6 +69,9 @@ export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): vo
       return;
     case 'MeshConfig':
       convertMeshConfig(doc, ctx);
+      return;
+    case 'AuthorizationPolicy':
+      convertAuthorizationPolicy(doc, ctx);
       return;
   }
 }
@@ -332,7 +337,7 @@ function convertMeshConfig(doc: Doc, ctx: ConvertContext): void {
     return;
   }
   ctx.model.meshConfig = {
-    trustDomain: doc.spec?.trustDomain ?? 'cluster.local',
+    trustDomain: doc.spec?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     mtlsMode: doc.spec?.mtls?.mode ?? 'PERMISSIVE',
     certificateLifetimeMs: parseDuration(doc.spec?.certificateLifetime ?? '24h'),
   };

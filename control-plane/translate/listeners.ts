@@ -1,6 +1,7 @@
 // LDS: the sidecar's outbound and inbound HTTP listeners, and the API listeners
 // through which proxyless gRPC clients resolve `xds:///X` and `xds:///X:PORT`.
 import { EXTENSION } from '../xds/resources/type-urls.ts';
+import { inboundHttpFilters, inboundNetworkFilters, inboundPathNormalization } from './authorization.ts';
 import { adsConfigSource, socketAddress } from './config-source.ts';
 import type { Proto, TranslateContext } from './context.ts';
 import { duration, wrap } from './duration.ts';
@@ -30,10 +31,10 @@ function rds(routeConfigName: string): Proto {
   return { rds: { config_source: adsConfigSource(), route_config_name: routeConfigName } };
 }
 
-function httpConnectionManager(fields: Proto): Proto {
+function httpConnectionManager(fields: Proto, filtersBeforeRouter: object[] = []): Proto {
   return {
     name: FILTER.httpConnectionManager,
-    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [routerFilter()] },
+    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [...filtersBeforeRouter, routerFilter()] },
   };
 }
 
@@ -80,7 +81,7 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
       },
     ],
   };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...inboundPathNormalization(ctx) }, inboundHttpFilters(ctx));
   const resource = {
     name,
     address: socketAddress(address, port),
@@ -106,10 +107,13 @@ function captureListenerFilters(): Proto {
 }
 
 /** Non-HTTP connections go on, untouched, to their original destination. */
-function passthroughChain(statPrefix: string): Proto {
+function passthroughChain(statPrefix: string, filtersBeforeProxy: object[] = []): Proto {
   return {
     name: 'passthrough',
-    filters: [{ name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } }],
+    filters: [
+      ...filtersBeforeProxy,
+      { name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } },
+    ],
   };
 }
 
@@ -143,14 +147,14 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
       { name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }] },
     ],
   };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...inboundPathNormalization(ctx) }, inboundHttpFilters(ctx));
   const resource = {
     name,
     address: socketAddress('0.0.0.0', ctx.proxy.capture.inboundPort),
     traffic_direction: 'INBOUND',
     ...captureListenerFilters(),
     filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
-    default_filter_chain: passthroughChain(`${name}_tcp`),
+    default_filter_chain: passthroughChain(`${name}_tcp`, inboundNetworkFilters(ctx, `${name}_tcp`)),
   };
   return { name, resource };
 }
