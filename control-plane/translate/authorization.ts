@@ -57,7 +57,8 @@ export function inboundHttpFilters(ctx: TranslateContext): HttpFilter[] {
  *  (the capture listener's passthrough chain), so TCP cannot bypass a policy. */
 export function inboundNetworkFilters(ctx: TranslateContext, statPrefix: string): NetworkFilter[] {
   return rbacRules(ctx, 'tcp').map(({ action, rules }) => {
-    const config: NetworkRbac = { rules, stat_prefix: `${statPrefix}.${RBAC_STAT_PREFIX[action]}` };
+    // Network RBAC stats are `<stat_prefix>rbac.denied`: the prefix brings its own dot.
+    const config: NetworkRbac = { rules, stat_prefix: `${statPrefix}.${RBAC_STAT_PREFIX[action]}.` };
     return { name: `${FILTER.networkRbac}.${action.toLowerCase()}`, typed_config: typedAny(EXTENSION.networkRbac, config) };
   });
 }

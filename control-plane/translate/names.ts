@@ -53,8 +53,9 @@ export function rbacPolicyName(namespace: string, policy: string, ruleIndex: num
   return `ns[${namespace}]-policy[${policy}]-rule[${ruleIndex}]`;
 }
 
-/** Stat prefixes of the DENY and ALLOW RBAC filters (`http.<listener>.rbac.<prefix>denied`). */
-export const RBAC_STAT_PREFIX = { DENY: 'deny_', ALLOW: 'allow_' } as const;
+/** Stat prefixes of the DENY and ALLOW RBAC filters: `http.<listener>.rbac.deny.denied`,
+ *  `http.<listener>.rbac.allow.denied` (Envoy adds the dot). */
+export const RBAC_STAT_PREFIX = { DENY: 'deny', ALLOW: 'allow' } as const;
 
 /** Envoy's names for the built-in filters and extensions we configure. */
 export const FILTER = {
