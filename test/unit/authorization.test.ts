@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { analyze } from '../../control-plane/config/analyze.ts';
 import { loadConfigDir } from '../../control-plane/config/load.ts';
 import type { ProxyContext } from '../../control-plane/model/types.ts';
 import { translate } from '../../control-plane/translate/index.ts';
@@ -142,6 +143,20 @@ test('methods limited to the HTTP ports of a Service that also has a tcp port ar
 test('two AuthorizationPolicies with one name in one namespace are refused', (t) => {
   const errors = errorsOf(t, `${policy('  action: DENY\n', 'twin')}---\n${policy('  action: ALLOW\n', 'twin')}`);
   t.true(errors.some((e) => /^9: AuthorizationPolicy default\/twin is declared twice \(first at policies\.yaml:3\)/.test(e)), errors.join('\n'));
+});
+
+test('analyze warns about an ALLOW naming a service account no known workload runs as, at its file:line', (t) => {
+  const text = [
+    policy('  targetRefs: [{name: ratings}]\n  rules:\n  - from: [{serviceAccounts: [db, reveiws]}]\n', 'typo'),
+    policy('  action: DENY\n  rules:\n  - from: [{serviceAccounts: [nobody]}]\n', 'deny-nobody'),
+  ].join('---\n');
+  const { model, errors } = loadConfigDir(dir(t, { 'services.yaml': services, 'policies.yaml': text }));
+  t.deepEqual(errors, []);
+  const findings = analyze({ model }).filter((f) => f.code === 'unknown-service-account');
+  t.is(findings.length, 1, 'db is a known workload; a DENY naming nobody locks nobody out');
+  t.like(findings[0], { file: 'policies.yaml', line: 3 });
+  t.regex(findings[0].message, /AuthorizationPolicy default\/typo allows service account default\/reveiws, which no known workload runs as/);
+  t.is(analyze({ model, registry: [{ id: 'r', service: 'reveiws', namespace: 'default', address: '10.0.0.1', port: 1, labels: {}, health: 'healthy', source: 'registry' }] }).filter((f) => f.code === 'unknown-service-account').length, 0, 'a registered service counts as a workload');
 });
 
 // ---- translation ----
