@@ -62,7 +62,8 @@ function convertSource(f: Doc, ctx: ConvertContext, name: string, namespace: str
     (f[field] as string[]).forEach((p, i) => {
       const pattern = parseWildcard(p);
       if (!pattern) ctx.error([...at, field, i], `${name}: principal ${JSON.stringify(p)} puts * in the middle; use *, prefix* or *suffix`);
-      else if (pattern.kind === 'exact' && !p.startsWith('spiffe://')) {
+      // Peer principals are SPIFFE URIs: an exact or prefix pattern without the scheme never matches.
+      else if ((pattern.kind === 'exact' || pattern.kind === 'prefix') && !p.startsWith('spiffe://') && !'spiffe://'.startsWith(pattern.value)) {
         ctx.error([...at, field, i], `${name}: principal ${JSON.stringify(p)} is not a SPIFFE ID; write spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/ACCOUNT, or use serviceAccounts`);
       }
     });

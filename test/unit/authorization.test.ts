@@ -97,6 +97,7 @@ const refusals: [string, string, number, RegExp][] = [
   ['a path with * in the middle', `  rules:\n  - to: [{paths: ["/a/*/b"]}]\n`, 6, /path "\/a\/\*\/b" puts \* in the middle/],
   ['a path not starting with /', `  rules:\n  - to: [{paths: ["ratings"]}]\n`, 6, /path "ratings" must start with \//],
   ['a principal that is not a SPIFFE ID', `  rules:\n  - from: [{principals: ["cluster.local/ns/default/sa/x"]}]\n`, 6, /is not a SPIFFE ID; write spiffe:\/\/TRUST_DOMAIN/],
+  ['a principal prefix without the spiffe:// scheme', `  rules:\n  - from: [{principals: ["cluster.local/ns/*"]}]\n`, 6, /principal "cluster\.local\/ns\/\*" is not a SPIFFE ID/],
   ['a malformed service account', `  rules:\n  - from: [{serviceAccounts: ["a/b/c"]}]\n`, 6, /service account "a\/b\/c" must be NAME .* or NAMESPACE\/NAME/],
   ['a when key other than request.headers', `  rules:\n  - when: [{key: source.ip, values: [10.0.0.1]}]\n`, 6, /when key "source\.ip" is not supported; the supported key is request\.headers\[NAME\]/],
   ['a when with neither values nor notValues', `  rules:\n  - when: [{key: "request.headers[x]"}]\n`, 6, /needs values or notValues/],
