@@ -136,6 +136,8 @@ envoyTest.serial('a DENY on /admin* answers 403 for /admin, also spelled //admin
   t.is((await send(s.port, 'GET', '/administrator')).status, 403, 'prefix* is a string prefix, as in Istio');
   t.is((await send(s.port, 'GET', '/ok/admin')).status, 200);
   t.true((await s.envoy.stat(`http.inbound_${s.port}.rbac.deny.denied`)) >= 7, 'the DENY filter counted its denials');
+  const { resources } = await s.cp.api<{ resources: { kind: string; name: string; source: string }[] }>('/api/v1/config');
+  t.like(resources.find((r) => r.kind === 'AuthorizationPolicy'), { name: 'no-admin', source: 'policies.yaml:3' }, 'the admin API lists the policy');
   await assertNoRejections(t, s);
 });
 
