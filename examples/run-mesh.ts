@@ -106,6 +106,7 @@ ${
     ? `  curl -s -H 'Host: reviews' http://127.0.0.1:15001/       # through the frontend's sidecar: 80% reviews-v1, 20% reviews-v2
   curl -s -H 'Host: reviews' -H 'x-canary: true' http://127.0.0.1:15001/   # header match: reviews-v2
   curl -s -x http://127.0.0.1:15001 http://reviews/             # proxy form (what HTTP_PROXY makes clients send)
+  curl -s -H 'Host: reviews' http://127.0.0.1:15001/admin  # 403 from reviews' sidecar: AuthorizationPolicy reviews-no-admin
 `
     : ''
 }  npx tessera get certificates --admin ${admin}   # each sidecar's SPIFFE identity: calls between them are mTLS

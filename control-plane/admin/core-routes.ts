@@ -130,5 +130,12 @@ function describeModel(model: MeshModel) {
     ...model.services.map((s) => ({ kind: 'Service', namespace: s.namespace, name: s.name, source: at(s.source), spec: { ports: s.ports } })),
     ...model.routes.map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, source: at(r.source), spec: { parents: r.parents, rules: r.rules } })),
     ...model.policies.map((p) => ({ kind: 'TrafficPolicy', namespace: p.namespace, name: p.name, source: at(p.source), spec: { ...p, source: undefined } })),
+    ...(model.authorizationPolicies ?? []).map((p) => ({
+      kind: 'AuthorizationPolicy',
+      namespace: p.namespace,
+      name: p.name,
+      source: at(p.source),
+      spec: { targets: p.targets, action: p.action, rules: p.rules },
+    })),
   ];
 }

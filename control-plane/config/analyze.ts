@@ -10,7 +10,7 @@ export interface Finding {
   file: string;
   line: number;
   /** A stable code, for filtering. */
-  code: 'no-instances' | 'no-healthy-instances' | 'zero-weight' | 'shadowed-match' | 'policy-without-instances' | 'strict-without-sidecar';
+  code: 'no-instances' | 'no-healthy-instances' | 'zero-weight' | 'shadowed-match' | 'policy-without-instances' | 'strict-without-sidecar' | 'unknown-service-account';
   message: string;
 }
 
@@ -83,6 +83,7 @@ export function analyze({ model, registry }: AnalyzeInput): Finding[] {
       message: `Service ${service.namespace}/${service.name} is STRICT mTLS, but ${bare.length} of its instances have no sidecar with a mesh certificate: ${names.join(', ')}${bare.length > 3 ? ', …' : ''}; callers reach them in plaintext and they accept plaintext from anyone`,
     });
   }
+  findings.push(...unknownServiceAccounts(model, registry));
   return findings.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
 }
 
@@ -121,4 +122,31 @@ function conditions(match: RouteMatch | undefined) {
   const sorted = <T extends { name: string; value: string; type: string }>(xs: T[]) =>
     [...xs].map((x) => [x.name.toLowerCase(), x.type, x.value]).sort((a, b) => (a.join() < b.join() ? -1 : 1));
   return [path.type, prefix, match?.method ?? '', sorted(match?.headers ?? []), sorted(match?.queryParams ?? [])];
+}
+
+/** An ALLOW rule naming a service account that no known workload runs as lets
+ *  nobody in, probably a typo. Known: the Services (a plain host's service
+ *  account is its service name) and, for a running mesh, the registry's services. */
+function unknownServiceAccounts(model: MeshModel, registry: Endpoint[] | undefined): Finding[] {
+  const known = new Set([
+    ...model.services.flatMap((s) => (s.serviceAccounts ?? [s.name]).map((sa) => `${s.namespace}/${sa}`)),
+    ...(registry ?? []).map((e) => `${e.namespace}/${e.service}`),
+  ]);
+  const findings: Finding[] = [];
+  for (const policy of model.authorizationPolicies ?? []) {
+    if (policy.action !== 'ALLOW') continue;
+    const accounts = policy.rules.flatMap((r) => r.from.flatMap((f) => f.serviceAccounts ?? []));
+    for (const account of new Set(accounts.map((a) => `${a.namespace}/${a.name}`))) {
+      if (known.has(account)) continue;
+      findings.push({
+        file: policy.source?.file ?? '',
+        line: policy.source?.line ?? 0,
+        code: 'unknown-service-account',
+        message:
+          `AuthorizationPolicy ${policy.namespace}/${policy.name} allows service account ${account}, which no known workload runs as ` +
+          '(a plain host runs as its service name; on Kubernetes, check the pods\' serviceAccountName)',
+      });
+    }
+  }
+  return findings;
 }

@@ -2,6 +2,7 @@
 // RE2 (what Envoy and gRPC use), ports exist.
 import { RE2 } from 're2-wasm';
 import type { MeshModel } from '../model/types.ts';
+import { checkAuthorizationPolicies } from './checks-authorization.ts';
 import type { Reference, RegexUse } from './convert.ts';
 import type { ConfigError } from './load.ts';
 
@@ -36,6 +37,7 @@ export function checkModel(model: MeshModel, refs: Reference[], regexes: RegexUs
       });
     }
   }
+  checkAuthorizationPolicies(model, errors);
   for (const use of regexes) {
     try {
       new RE2(use.regex, 'u');

@@ -15,6 +15,7 @@ import {
   type RouteRule,
   type TrafficPolicy,
 } from '../model/types.ts';
+import { convertAuthorizationPolicy } from './convert-authorization.ts';
 import { parseDuration } from './duration.ts';
 import type { Locate } from './load.ts';
 
@@ -69,6 +70,9 @@ export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): vo
       return;
     case 'MeshConfig':
       convertMeshConfig(doc, ctx);
+      return;
+    case 'AuthorizationPolicy':
+      convertAuthorizationPolicy(doc, ctx);
       return;
   }
 }

@@ -240,6 +240,41 @@ const meshConfigSchema = obj(
   ['apiVersion', 'kind', 'metadata'],
 );
 
+// Istio's AuthorizationPolicy with `from`/`to` entries flattened (no `source:` or
+// `operation:` wrapper), as DESIGN.md writes it. Lists are never empty: an empty list
+// reads as "nothing" to some and "anything" to others.
+const nonEmpty = (items: unknown) => list(items, { minItems: 1 });
+const names = nonEmpty({ type: 'string', minLength: 1 });
+const methods = nonEmpty({ enum: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] });
+const authorizationPolicySchema = obj(
+  {
+    ...head(tesseraApiVersion, 'AuthorizationPolicy'),
+    spec: obj({
+      targetRefs: list(targetRef, { minItems: 1 }),
+      action: { enum: ['ALLOW', 'DENY'] },
+      rules: list(
+        obj({
+          from: nonEmpty(
+            obj({
+              principals: names,
+              notPrincipals: names,
+              serviceAccounts: names,
+              notServiceAccounts: names,
+              namespaces: nonEmpty(dnsLabel),
+              notNamespaces: nonEmpty(dnsLabel),
+            }),
+          ),
+          to: nonEmpty(
+            obj({ methods, notMethods: methods, paths: names, notPaths: names, ports: nonEmpty(port), notPorts: nonEmpty(port) }),
+          ),
+          when: nonEmpty(obj({ key: { type: 'string', minLength: 1 }, values: names, notValues: names }, ['key'])),
+        }),
+      ),
+    }),
+  },
+  ['apiVersion', 'kind', 'metadata', 'spec'],
+);
+
 /** kind -> apiVersions it may come with, and its schema. */
 export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = {
   Service: { apiVersions: ['v1'], schema: serviceSchema },
@@ -248,4 +283,5 @@ export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = 
   GRPCRoute: { apiVersions: gatewayApiVersion.enum, schema: grpcRouteSchema },
   TrafficPolicy: { apiVersions: ['tessera.dev/v1alpha1'], schema: trafficPolicySchema },
   MeshConfig: { apiVersions: ['tessera.dev/v1alpha1'], schema: meshConfigSchema },
+  AuthorizationPolicy: { apiVersions: ['tessera.dev/v1alpha1'], schema: authorizationPolicySchema },
 };

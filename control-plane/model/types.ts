@@ -165,6 +165,58 @@ export interface TrafficPolicy {
   source?: SourceRef;
 }
 
+/** Where a request comes from: every present field must match (lists are OR). */
+export interface AuthorizationSource {
+  /** Full SPIFFE IDs, or Istio's wildcards: `*`, `prefix*`, `*suffix`. */
+  principals?: string[];
+  notPrincipals?: string[];
+  serviceAccounts?: { name: string; namespace: string }[];
+  notServiceAccounts?: { name: string; namespace: string }[];
+  namespaces?: string[];
+  notNamespaces?: string[];
+}
+
+/** What a request asks for: every present field must match (lists are OR). */
+export interface AuthorizationOperation {
+  methods?: string[];
+  notMethods?: string[];
+  /** Exact, `prefix*`, `*suffix` or `*` (as Istio). */
+  paths?: string[];
+  notPaths?: string[];
+  /** Instance ports (the Service's targetPort), where the sidecar receives the request. */
+  ports?: number[];
+  notPorts?: number[];
+  source?: SourceRef;
+}
+
+/** `when: [{key: request.headers[NAME], values|notValues}]`; values as paths. */
+export interface AuthorizationCondition {
+  header: string;
+  values?: string[];
+  notValues?: string[];
+  source?: SourceRef;
+}
+
+/** A rule matches when its from, to and when all match; empty lists match anything. */
+export interface AuthorizationRule {
+  from: AuthorizationSource[];
+  to: AuthorizationOperation[];
+  when: AuthorizationCondition[];
+}
+
+/** Istio's AuthorizationPolicy, enforced by the inbound side of sidecars. */
+export interface AuthorizationPolicy {
+  name: string;
+  namespace: string;
+  /** Services whose sidecars enforce it; empty: every workload of the namespace. */
+  targets: { service: string; namespace: string }[];
+  action: 'ALLOW' | 'DENY';
+  /** No rules: an ALLOW policy allows nothing, a DENY policy denies nothing. */
+  rules: AuthorizationRule[];
+  source?: SourceRef;
+}
+
+
 export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 
 export interface MeshConfig {
@@ -193,11 +245,13 @@ export interface MeshModel {
   policies: TrafficPolicy[];
   /** Instances declared by EndpointSlice files. */
   endpoints: Endpoint[];
+  /** Optional so models built in code (tests, benches) need not list it; read with `?? []`. */
+  authorizationPolicies?: AuthorizationPolicy[];
   meshConfig?: MeshConfig;
   mtlsOverrides?: MtlsOverride[];
 }
 
-export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [] });
+export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [], authorizationPolicies: [] });
 
 /** Identifies a mesh service across namespaces. */
 export const serviceKey = (name: string, namespace: string): string => `${name}.${namespace}`;

@@ -29,6 +29,12 @@ export type { StringMatcher } from '../../protos/generated/envoy/type/matcher/v3
 export type { HttpConnectionManager } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 export type { HttpFilter } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.ts';
 export type { HttpProtocolOptions } from '../../protos/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
+export type { RBAC as HttpRbac } from '../../protos/generated/envoy/extensions/filters/http/rbac/v3/RBAC.ts';
+export type { RBAC as NetworkRbac } from '../../protos/generated/envoy/extensions/filters/network/rbac/v3/RBAC.ts';
+export type { RBAC as RbacRules } from '../../protos/generated/envoy/config/rbac/v3/RBAC.ts';
+export type { Policy as RbacPolicy } from '../../protos/generated/envoy/config/rbac/v3/Policy.ts';
+export type { Permission as RbacPermission } from '../../protos/generated/envoy/config/rbac/v3/Permission.ts';
+export type { Principal as RbacPrincipal } from '../../protos/generated/envoy/config/rbac/v3/Principal.ts';
 export type { Router } from '../../protos/generated/envoy/extensions/filters/http/router/v3/Router.ts';
 export type { TransportSocket } from '../../protos/generated/envoy/config/core/v3/TransportSocket.ts';
 export type { DownstreamTlsContext } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.ts';

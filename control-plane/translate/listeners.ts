@@ -1,6 +1,7 @@
 // LDS: the sidecar's outbound and inbound HTTP listeners, and the API listeners
 // through which proxyless gRPC clients resolve `xds:///X` and `xds:///X:PORT`.
 import { EXTENSION } from '../xds/resources/type-urls.ts';
+import { inboundHttpFilters, inboundNetworkFilters, inboundPathNormalization } from './authorization.ts';
 import { adsConfigSource, socketAddress } from './config-source.ts';
 import type { Proto, TranslateContext } from './context.ts';
 import { duration, wrap } from './duration.ts';
@@ -31,10 +32,10 @@ function rds(routeConfigName: string): Proto {
   return { rds: { config_source: adsConfigSource(), route_config_name: routeConfigName } };
 }
 
-function httpConnectionManager(fields: Proto): Proto {
+function httpConnectionManager(fields: Proto, filtersBeforeRouter: object[] = []): Proto {
   return {
     name: FILTER.httpConnectionManager,
-    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [routerFilter()] },
+    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [...filtersBeforeRouter, routerFilter()] },
   };
 }
 
@@ -75,8 +76,8 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
   const { address, port } = ctx.proxy.inbound;
   const name = inboundListenerName(port);
   const routeConfig = inboundRouteConfig(name, inboundClusterName(port));
-  const plaintext = { filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig })] };
-  const mtls = { filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...peerCertificateHeaders() })], transport_socket: downstreamTlsSocket() };
+  const plaintext = { filters: [inboundHttpManager(ctx, name, routeConfig, 'plaintext')] };
+  const mtls = { filters: [inboundHttpManager(ctx, name, routeConfig, 'mtls')], transport_socket: downstreamTlsSocket() };
   const tlsChain = { name: 'mtls', filter_chain_match: { transport_protocol: 'tls' }, ...mtls };
   const plaintextChain = { name: 'plaintext', filter_chain_match: { transport_protocol: 'raw_buffer' }, ...plaintext };
   const chains: Record<typeof posture, Proto> = {
@@ -91,6 +92,16 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
     ...chains[posture],
   };
   return { name, resource };
+}
+
+/** Every inbound HTTP connection manager: AuthorizationPolicy's RBAC filters (and the
+ *  path normalization their path rules rely on); behind mTLS, the caller's identity
+ *  for the app (XFCC). */
+function inboundHttpManager(ctx: TranslateContext, name: string, routeConfig: Proto, transport: 'mtls' | 'plaintext'): Proto {
+  return httpConnectionManager(
+    { stat_prefix: name, route_config: routeConfig, ...inboundPathNormalization(ctx), ...(transport === 'mtls' ? peerCertificateHeaders() : {}) },
+    inboundHttpFilters(ctx),
+  );
 }
 
 function inboundRouteConfig(name: string, cluster: string): Proto {
@@ -116,10 +127,13 @@ function captureListenerFilters(): Proto {
 }
 
 /** Non-HTTP connections go on, untouched, to their original destination. */
-function passthroughChain(statPrefix: string): Proto {
+function passthroughChain(statPrefix: string, filtersBeforeProxy: object[] = []): Proto {
   return {
     name: 'passthrough',
-    filters: [{ name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } }],
+    filters: [
+      ...filtersBeforeProxy,
+      { name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } },
+    ],
   };
 }
 
@@ -156,7 +170,7 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
     chains.push({
       name: 'mtls',
       filter_chain_match: { transport_protocol: 'tls' },
-      filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig, ...peerCertificateHeaders() })],
+      filters: [inboundHttpManager(ctx, name, routeConfig, 'mtls')],
       transport_socket: downstreamTlsSocket(),
     });
   }
@@ -164,7 +178,7 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
     chains.push({
       name: 'http',
       filter_chain_match: { ...(posture === 'both' ? { transport_protocol: 'raw_buffer' } : {}), application_protocols: HTTP_APPLICATION_PROTOCOLS },
-      filters: [httpConnectionManager({ stat_prefix: name, route_config: routeConfig })],
+      filters: [inboundHttpManager(ctx, name, routeConfig, 'plaintext')],
     });
   }
   const filters = captureListenerFilters();
@@ -175,7 +189,7 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
     traffic_direction: 'INBOUND',
     ...filters,
     filter_chains: chains,
-    ...(posture === 'mtls' ? {} : { default_filter_chain: passthroughChain(`${name}_tcp`) }),
+    ...(posture === 'mtls' ? {} : { default_filter_chain: passthroughChain(`${name}_tcp`, inboundNetworkFilters(ctx, `${name}_tcp`)) }),
   };
   return { name, resource };
 }

@@ -47,10 +47,22 @@ export function virtualHostName(service: string, namespace: string, port: number
   return `${service}.${namespace}:${port}`;
 }
 
+/** The Envoy RBAC policy of one AuthorizationPolicy rule (Istio's spelling), which
+ *  Envoy's logs and per-rule stats show. */
+export function rbacPolicyName(namespace: string, policy: string, ruleIndex: number): string {
+  return `ns[${namespace}]-policy[${policy}]-rule[${ruleIndex}]`;
+}
+
+/** Stat prefixes of the DENY and ALLOW RBAC filters: `http.<listener>.rbac.deny.denied`,
+ *  `http.<listener>.rbac.allow.denied` (Envoy adds the dot). */
+export const RBAC_STAT_PREFIX = { DENY: 'deny', ALLOW: 'allow' } as const;
+
 /** Envoy's names for the built-in filters and extensions we configure. */
 export const FILTER = {
   httpConnectionManager: 'envoy.filters.network.http_connection_manager',
   router: 'envoy.filters.http.router',
+  httpRbac: 'envoy.filters.http.rbac',
+  networkRbac: 'envoy.filters.network.rbac',
   previousHostsPredicate: 'envoy.retry_host_predicates.previous_hosts',
   upstreamHttpProtocolOptions: 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   tcpProxy: 'envoy.filters.network.tcp_proxy',

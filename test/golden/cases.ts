@@ -67,6 +67,13 @@ export function withDefaults(raw: Loose): TranslateInput {
         targets: (p.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })),
       })),
       endpoints: (model.endpoints ?? []).map(endpoint),
+      authorizationPolicies: (model.authorizationPolicies ?? []).map((p: Loose) => ({
+        action: 'ALLOW',
+        ...p,
+        namespace: ns(p),
+        targets: (p.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })),
+        rules: (p.rules ?? []).map((r: Loose) => ({ from: [], to: [], when: [], ...r })),
+      })),
       ...(model.meshConfig ? { meshConfig: model.meshConfig } : {}),
       ...(model.mtlsOverrides
         ? { mtlsOverrides: model.mtlsOverrides.map((o: Loose) => ({ ...o, targets: (o.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })) })) }
