@@ -112,12 +112,14 @@ function renderSummary(): void {
   const unhealthy = instances.filter((i) => i.health === 'unhealthy').length;
   const proxies = data.proxies ?? [];
   const outOfSync = proxies.filter((p) => Object.values(p.types).some((t) => syncState(t) !== 'acked')).length;
+  const refusing = proxies.filter((p) => Object.values(p.types).some((t) => syncState(t) === 'nacked')).length;
   const item = (state: string, text: string) => h('span', { class: `pill pill-${state}` }, text);
   const items = [
     item('neutral', `${data.services?.length ?? 0} services`),
     item(unhealthy > 0 ? 'bad' : 'ok', `${instances.length - unhealthy}/${instances.length} instances healthy`),
     item(outOfSync > 0 ? 'warn' : 'ok', `${proxies.length - outOfSync}/${proxies.length} proxies in sync`),
   ];
+  if (refusing > 0) items.push(item('bad', `${refusing} ${refusing === 1 ? 'proxy refuses its' : 'proxies refuse their'} config (NACK)`));
   if (data.config?.errors.length) items.push(item('bad', 'config rejected'));
   byId('summary').replaceChildren(...items);
 }

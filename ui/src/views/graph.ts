@@ -23,7 +23,6 @@ interface GraphEdge {
 
 const W = 150;
 const H = 46;
-const COL_GAP = 110;
 const ROW_GAP = 26;
 const PAD = 24;
 
@@ -92,12 +91,13 @@ export function renderGraph(services: Service[], resources: ConfigResource[], tr
         h('strong', {}, 'declared (no traffic data)'),
         ': dashed edges are what the routes declare (route parent → backend); this control plane reports no traffic stats yet.',
       );
-  if (nodes.size === 0) return [empty('No services to draw.', 'Services appear here once the config declares them or instances register.'), caption];
-  return [caption, draw([...nodes.values()], edges)];
+  if (nodes.size === 0) return [empty('No services to draw.', 'Services appear here once the config declares them or instances register.')];
+  // Measured edges carry a label between the columns: give it room.
+  return [caption, draw([...nodes.values()], edges, traffic ? 170 : 110)];
 }
 
 /** Columns by distance from the services nothing points at; cycles stay in column 0. */
-function layout(nodes: GraphNode[], edges: GraphEdge[]): Map<string, { x: number; y: number }> {
+function layout(nodes: GraphNode[], edges: GraphEdge[], gap: number): Map<string, { x: number; y: number }> {
   const incoming = new Map(nodes.map((n) => [n.key, 0]));
   for (const e of edges) if (e.from !== e.to) incoming.set(e.to, (incoming.get(e.to) ?? 0) + 1);
   const depth = new Map<string, number>();
@@ -126,14 +126,14 @@ function layout(nodes: GraphNode[], edges: GraphEdge[]): Map<string, { x: number
   for (const [d, list] of columns) {
     list.sort((a, b) => a.name.localeCompare(b.name));
     list.forEach((n, i) => {
-      at.set(n.key, { x: PAD + d * (W + COL_GAP), y: PAD + 18 + i * (H + ROW_GAP) });
+      at.set(n.key, { x: PAD + d * (W + gap), y: PAD + 18 + i * (H + ROW_GAP) });
     });
   }
   return at;
 }
 
-function draw(nodes: GraphNode[], edges: GraphEdge[]): SVGSVGElement {
-  const at = layout(nodes, edges);
+function draw(nodes: GraphNode[], edges: GraphEdge[], gap: number): SVGSVGElement {
+  const at = layout(nodes, edges, gap);
   const width = Math.max(...[...at.values()].map((p) => p.x)) + W + PAD;
   const height = Math.max(...[...at.values()].map((p) => p.y)) + H + PAD;
   const svg = s('svg', { class: 'graph', viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': 'service graph' });
@@ -142,7 +142,7 @@ function draw(nodes: GraphNode[], edges: GraphEdge[]): SVGSVGElement {
       'defs',
       {},
       ['ok', 'warn', 'bad', 'declared'].map((state) =>
-        s('marker', { id: `arrow-${state}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrow arrow-${state}` })),
+        s('marker', { id: `arrow-${state}`, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' }, s('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrow arrow-${state}` })),
       ),
     ),
   );
@@ -157,8 +157,8 @@ function draw(nodes: GraphNode[], edges: GraphEdge[]): SVGSVGElement {
       mid = { x: a.x + W + 4, y: a.y - 16 };
     } else if (b.x > a.x) {
       const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x, b.y + H / 2];
-      d = `M${x1},${y1} C${x1 + COL_GAP / 2},${y1} ${x2 - COL_GAP / 2},${y2} ${x2},${y2}`;
-      mid = { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4 };
+      d = `M${x1},${y1} C${x1 + gap / 2},${y1} ${x2 - gap / 2},${y2} ${x2},${y2}`;
+      mid = { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 8 };
     } else {
       // Same column or backwards: around the right-hand side.
       const [x1, y1, x2, y2] = [a.x + W, a.y + H / 2, b.x + W, b.y + H / 2];

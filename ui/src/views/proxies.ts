@@ -31,10 +31,10 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
       h(
         'tbody',
         {},
-        proxies.map((p) => {
+        proxies.flatMap((p) => {
           const states = Object.values(p.types).map(syncState);
           const overall = states.includes('nacked') ? 'nacked' : states.includes('pending') ? 'pending' : 'acked';
-          return h(
+          const row = h(
             'tr',
             { 'data-node': p.nodeId, 'data-state': overall },
             h(
@@ -46,6 +46,22 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
             h('td', { class: 'small', title: p.connectedSince }, ago(p.connectedSince)),
             types.map((type) => h('td', { 'data-type': type }, typeCell(p.types[type]))),
           );
+          // Envoy's own words about what it refused, under the proxy, across the table.
+          const refused = types.filter((type) => p.types[type] && syncState(p.types[type]) === 'nacked');
+          if (refused.length === 0) return [row];
+          row.classList.add('has-nack');
+          return [
+            row,
+            h(
+              'tr',
+              { class: 'nack-row', 'data-node-nack': p.nodeId },
+              h(
+                'td',
+                { colspan: 2 + types.length, class: 'wrap' },
+                refused.map((type) => h('div', { class: 'error-text small' }, h('strong', {}, `${type} refused: `), p.types[type].lastNack?.error ?? '')),
+              ),
+            ),
+          ];
         }),
       ),
     ),
@@ -56,7 +72,7 @@ function typeCell(t: TypeStatus | undefined): Node {
   if (!t) return h('span', { class: 'muted' }, '—');
   const state = syncState(t);
   if (state === 'nacked') {
-    return h('div', {}, badge('nacked', 'NACK', t.lastNack?.error), h('div', { class: 'error-text small clamp', title: t.lastNack?.error }, t.lastNack?.error ?? ''));
+    return badge('nacked', 'NACK', t.lastNack?.error);
   }
   if (state === 'pending') return badge('pending', 'pending', `version ${t.sentVersion} sent ${ago(t.sentAt)}, not answered yet`);
   return badge('acked', 'ACK', `version ${t.ackedVersion}, ACKed ${ago(t.ackedAt)}${t.lastNack ? `; an earlier version was NACKed: ${t.lastNack.error}` : ''}`);

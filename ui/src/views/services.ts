@@ -41,8 +41,8 @@ export function renderServices(services: Service[]): Node[] {
                   h('td', {}, h('span', { class: `health health-${i.health}`, 'data-health': i.health }, HEALTH_TEXT[i.health] ?? i.health)),
                   h('td', { class: 'mono' }, i.id),
                   h('td', { class: 'mono' }, `${i.address}:${i.port}`),
-                  h('td', {}, i.zone ?? ''),
-                  h('td', {}, i.source === 'file' ? 'config file' : 'registry'),
+                  h('td', { class: 'small' }, i.zone ?? ''),
+                  h('td', { class: 'small muted' }, i.source === 'file' ? 'config file' : 'registry'),
                   h(
                     'td',
                     { class: 'small wrap' },
