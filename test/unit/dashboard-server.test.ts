@@ -167,6 +167,7 @@ test('/ui/ serves the built files with their content types, and a 503 page sayin
   t.is(index.status, 200);
   t.is(index.type, 'text/html; charset=utf-8');
   t.is(index.headers['cache-control'], 'no-cache');
+  t.regex(String(index.headers['content-security-policy']), /default-src 'self'/, 'nothing from elsewhere');
   t.is((await get('/ui/index.html')).text, '<!doctype html><title>t</title>');
   const js = await get('/ui/assets/index-abc.js');
   t.is(js.type, 'text/javascript; charset=utf-8');

@@ -23,6 +23,9 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
     ];
   }
   const types = [...new Set(proxies.flatMap((p) => Object.keys(p.types)))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  // With thousands of proxies, the ones that need a look come first and the rest are counted.
+  const order = { nacked: 0, pending: 1, acked: 2 };
+  const shown = [...proxies].sort((a, b) => order[overallState(a)] - order[overallState(b)]).slice(0, SHOWN_PROXIES);
   return [
     h(
       'table',
@@ -31,9 +34,8 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
       h(
         'tbody',
         {},
-        proxies.flatMap((p) => {
-          const states = Object.values(p.types).map(syncState);
-          const overall = states.includes('nacked') ? 'nacked' : states.includes('pending') ? 'pending' : 'acked';
+        shown.flatMap((p) => {
+          const overall = overallState(p);
           const row = h(
             'tr',
             { 'data-node': p.nodeId, 'data-state': overall },
@@ -65,7 +67,17 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
         }),
       ),
     ),
+    ...(proxies.length > shown.length
+      ? [h('div', { class: 'muted small' }, `${proxies.length - shown.length} more proxies not shown (NACKed and pending ones come first): GET /api/v1/proxies`)]
+      : []),
   ];
+}
+
+const SHOWN_PROXIES = 200;
+
+function overallState(p: ProxyView): 'acked' | 'nacked' | 'pending' {
+  const states = Object.values(p.types).map(syncState);
+  return states.includes('nacked') ? 'nacked' : states.includes('pending') ? 'pending' : 'acked';
 }
 
 function typeCell(t: TypeStatus | undefined): Node {
