@@ -6,8 +6,10 @@ import type { AdminRoute } from '../../control-plane/admin/router.ts';
 import { AdminServer } from '../../control-plane/admin/server.ts';
 import { uiRoutes } from '../../control-plane/admin/ui-routes.ts';
 import { startControlPlane } from '../../control-plane/main.ts';
+import { TypeUrl } from '../../control-plane/xds/resources/type-urls.ts';
+import { connect } from '../support/ads-client.ts';
 import { openPage, screenshot } from '../support/browser.ts';
-import { chromiumTest, requireChromium } from '../support/processes.ts';
+import { chromiumTest, requireChromium, waitFor } from '../support/processes.ts';
 
 const UI_WAIT = { timeout: 30_000 };
 
@@ -32,6 +34,41 @@ chromiumTest('an empty mesh says what to do, and a registration appears without 
   await page.waitForSelector('#graph [data-service="orders"][data-health="healthy"]', UI_WAIT);
   await page.waitForSelector('#changes [data-status="unaffected"]', UI_WAIT);
   t.is(await page.evaluate(() => (window as unknown as { mark?: string }).mark), 'no reload');
+  t.deepEqual(errors, []);
+});
+
+chromiumTest('a change a proxy has not answered yet is pending (amber) until it ACKs, then applied', async (t) => {
+  if (!requireChromium(t)) return;
+  const cp = await startControlPlane({ xdsPort: 0, adminPort: 0, address: '127.0.0.1', log: () => {} });
+  t.teardown(() => cp.close());
+  const base = `http://127.0.0.1:${cp.adminPort}`;
+  // A real ADS stream that answers only when the test says so.
+  const client = connect(cp.xdsPort);
+  t.teardown(() => client.close());
+  const ads = client.sotw();
+  t.teardown(() => ads.close());
+  ads.send({ node: { id: 'slow-proxy', cluster: 'shop' }, type_url: TypeUrl.Cluster });
+  const first = await ads.nth(1);
+  ads.send({ type_url: TypeUrl.Cluster, version_info: first.version_info, response_nonce: first.nonce });
+
+  const { page, errors } = await openPage(t, `${base}/ui/`);
+  await page.waitForSelector('#proxies tr[data-node="slow-proxy"][data-state="acked"]', UI_WAIT);
+  const put = await request(`${base}/api/v1/services/orders/instances/orders-1`, { method: 'PUT', body: JSON.stringify({ address: '127.0.0.1', port: 9 }) });
+  t.is(put.statusCode, 201, await put.body.text());
+  const pushed = await ads.nth(2, 10_000);
+  const change = await waitFor('the registration in the feed', async () => {
+    const { changes } = (await (await request(`${base}/api/v1/changes`)).body.json()) as { changes: { version: string; pending: number }[] };
+    return changes.find((c) => c.pending === 1);
+  });
+  const row = `#changes [data-change-version="${change.version}"]`;
+  await page.waitForSelector(`${row}[data-status="pending"]`, UI_WAIT);
+  t.is(await page.locator(`${row} .badge`).first().evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(255, 248, 197)', 'amber');
+  await page.waitForSelector('#proxies tr[data-node="slow-proxy"][data-state="pending"] td[data-type="CDS"] [data-state="pending"]', UI_WAIT);
+  await screenshot(page, 'change-pending');
+
+  ads.send({ type_url: TypeUrl.Cluster, version_info: pushed.version_info, response_nonce: pushed.nonce });
+  await page.waitForSelector(`${row}[data-status="applied"]`, UI_WAIT);
+  await page.waitForSelector('#proxies tr[data-node="slow-proxy"][data-state="acked"]', UI_WAIT);
   t.deepEqual(errors, []);
 });
 

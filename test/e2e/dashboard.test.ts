@@ -85,6 +85,7 @@ test.serial('the dashboard shows a route edit turn applied, a broken file at fil
 
   // 1. A route edit shows up in the changes feed and turns "applied" once both Envoys ACK it.
   const before = await latestVersion(cp);
+  const editedAt = Date.now();
   fs.writeFileSync(path.join(dir, 'routes.yaml'), webRoute('web-v2'));
   const edit = await waitFor('the route edit in the changes feed', async () => {
     const { changes } = await cp.api<{ changes: { version: string; kind: string }[] }>('/api/v1/changes');
@@ -93,6 +94,7 @@ test.serial('the dashboard shows a route edit turn applied, a broken file at fil
   const row = page.locator(`#changes [data-change-version="${edit.version}"]`);
   await row.waitFor(UI_WAIT);
   await page.waitForSelector(`#changes [data-change-version="${edit.version}"][data-status="applied"]`, UI_WAIT);
+  t.log(`route edit: file written to "applied" on the page in ${Date.now() - editedAt} ms (includes the watcher's settle time)`);
   t.is(await row.locator('.badge').first().textContent(), 'applied');
   t.regex((await row.textContent()) ?? '', /config edit \(config \S+\).*2\/2 ACKed/);
   const applied = await cp.api<{ proxies: { nodeId: string; status: string }[] }>(`/api/v1/changes/${edit.version}`);
@@ -148,8 +150,10 @@ test.serial('the dashboard shows a route edit turn applied, a broken file at fil
 
   // 3. The demo app stops: its instance fails its check and turns red on the page.
   await demo.close();
+  const killedAt = Date.now();
   const instance = page.locator('[data-instance="api/api-1"]');
   await page.waitForSelector('[data-instance="api/api-1"][data-health="unhealthy"]', UI_WAIT);
+  t.log(`demo app stopped to red on the page in ${Date.now() - killedAt} ms (check every 300 ms, 2 failures)`);
   t.is(await instance.locator('.health').textContent(), 'unhealthy');
   t.is(await instance.locator('.health').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(207, 34, 46)', 'red');
   await page.waitForSelector('#graph [data-service="api"][data-health="unhealthy"]', UI_WAIT);
