@@ -34,6 +34,11 @@ chromiumTest('an empty mesh says what to do, and a registration appears without 
   await page.waitForSelector('#graph [data-service="orders"][data-health="healthy"]', UI_WAIT);
   await page.waitForSelector('#changes [data-status="unaffected"]', UI_WAIT);
   t.is(await page.evaluate(() => (window as unknown as { mark?: string }).mark), 'no reload');
+
+  // The control plane goes away: the page says so instead of showing stale data as live.
+  await cp.close();
+  await page.waitForSelector('#live[data-state="connecting"]', UI_WAIT);
+  t.is(await page.locator('#live').textContent(), 'reconnecting…');
   t.deepEqual(errors, []);
 });
 
