@@ -8,7 +8,7 @@ import { uiRoutes } from '../../control-plane/admin/ui-routes.ts';
 import { startControlPlane } from '../../control-plane/main.ts';
 import { TypeUrl } from '../../control-plane/xds/resources/type-urls.ts';
 import { connect } from '../support/ads-client.ts';
-import { openPage, screenshot } from '../support/browser.ts';
+import { openPage, screenshot, styleOf } from '../support/browser.ts';
 import { chromiumTest, requireChromium, waitFor } from '../support/processes.ts';
 
 const UI_WAIT = { timeout: 30_000 };
@@ -67,7 +67,7 @@ chromiumTest('a change a proxy has not answered yet is pending (amber) until it 
   });
   const row = `#changes [data-change-version="${change.version}"]`;
   await page.waitForSelector(`${row}[data-status="pending"]`, UI_WAIT);
-  t.is(await page.locator(`${row} .badge`).first().evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(255, 248, 197)', 'amber');
+  t.is(await styleOf(page, `${row} .badge`, 'background-color'), 'rgb(255, 248, 197)', 'amber');
   await page.waitForSelector('#proxies tr[data-node="slow-proxy"][data-state="pending"] td[data-type="CDS"] [data-state="pending"]', UI_WAIT);
   await screenshot(page, 'change-pending');
 
@@ -118,8 +118,8 @@ chromiumTest('the service graph draws traffic edges with their rate, 5xx share a
   t.is(await good.getAttribute('class'), 'edge edge-ok');
   const bad = page.locator('#graph [data-edge="reviews->ratings"][data-kind="traffic"]');
   t.is(await bad.locator('text').textContent(), '10 req/s · 10% 5xx');
-  t.is(await bad.locator('path').evaluate((p) => getComputedStyle(p).stroke), 'rgb(207, 34, 46)');
-  t.is(await bad.locator('path').evaluate((p) => getComputedStyle(p).strokeDasharray), 'none', 'measured edges are solid');
+  t.is(await styleOf(page, '#graph [data-edge="reviews->ratings"] path', 'stroke'), 'rgb(207, 34, 46)');
+  t.is(await styleOf(page, '#graph [data-edge="reviews->ratings"] path', 'stroke-dasharray'), 'none', 'measured edges are solid');
   t.is(await page.locator('#graph [data-service="reviews"]').getAttribute('data-health'), 'degraded');
   t.is(await page.locator('#graph [data-service="ratings"]').getAttribute('data-health'), 'unhealthy');
   t.regex((await page.locator('#graph').textContent()) ?? '', /last 30 s, from the proxies' own stats/);

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
-import { openPage, screenshot } from '../support/browser.ts';
+import { openPage, screenshot, styleOf } from '../support/browser.ts';
 import {
   REGISTRY_API_CONFIG,
   requireEnvoy,
@@ -127,7 +127,7 @@ test.serial('the dashboard shows a route edit turn applied, a broken file at fil
   if (traffic.statusCode === 404) {
     await page.waitForSelector('#graph [data-edge="web->web-v2"][data-kind="declared"]', UI_WAIT);
     t.regex((await page.locator('#graph').textContent()) ?? '', /declared \(no traffic data\)/);
-    const dash = await page.locator('#graph [data-edge="web->web-v2"] path').evaluate((p) => getComputedStyle(p).strokeDasharray);
+    const dash = await styleOf(page, '#graph [data-edge="web->web-v2"] path', 'stroke-dasharray');
     t.not(dash, 'none', 'declared edges are dashed');
     t.is(await page.locator('#graph [data-edge="web->web-v1"]').count(), 0, 'the edge of the old route is gone');
   } else {
@@ -155,9 +155,9 @@ test.serial('the dashboard shows a route edit turn applied, a broken file at fil
   await page.waitForSelector('[data-instance="api/api-1"][data-health="unhealthy"]', UI_WAIT);
   t.log(`demo app stopped to red on the page in ${Date.now() - killedAt} ms (check every 300 ms, 2 failures)`);
   t.is(await instance.locator('.health').textContent(), 'unhealthy');
-  t.is(await instance.locator('.health').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(207, 34, 46)', 'red');
+  t.is(await styleOf(page, '[data-instance="api/api-1"] .health', 'background-color'), 'rgb(207, 34, 46)', 'red');
   await page.waitForSelector('#graph [data-service="api"][data-health="unhealthy"]', UI_WAIT);
-  t.is(await page.locator('#graph [data-service="api"] rect').evaluate((el) => getComputedStyle(el).stroke), 'rgb(207, 34, 46)');
+  t.is(await styleOf(page, '#graph [data-service="api"] rect', 'stroke'), 'rgb(207, 34, 46)');
   await screenshot(page, 'instance-unhealthy');
 
   t.is(await page.evaluate(() => (window as unknown as { mark?: string }).mark), 'no reload', 'every update arrived live');

@@ -31,3 +31,15 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path: file, fullPage: true });
   return file;
 }
+
+/** The computed style of the first element matching `selector`, found and read in one
+ *  step inside the page, so a re-render in between cannot hand back a detached element. */
+export function styleOf(page: Page, selector: string, property: string): Promise<string> {
+  return page.evaluate(
+    ([sel, prop]) => {
+      const el = document.querySelector(sel);
+      return el ? getComputedStyle(el).getPropertyValue(prop) : `(nothing matches ${sel})`;
+    },
+    [selector, property] as const,
+  );
+}

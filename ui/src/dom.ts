@@ -38,6 +38,17 @@ export function ago(iso: string | undefined | null, now = Date.now()): string {
   return `${Math.floor(seconds / 86_400)} d ago`;
 }
 
+/** A relative time that stays true: `tickTimes` rewrites it in place, so the page
+ *  need not be rebuilt (and hovered or selected elements replaced) just to age it. */
+export function since(iso: string | undefined | null): HTMLElement {
+  return h('span', { 'data-since': iso ?? '' }, ago(iso));
+}
+
+export function tickTimes(root: ParentNode): void {
+  const now = Date.now();
+  for (const el of root.querySelectorAll<HTMLElement>('[data-since]')) el.textContent = ago(el.dataset.since, now);
+}
+
 export function clock(iso: string | undefined | null): string {
   return iso ? new Date(iso).toLocaleTimeString([], { hour12: false }) : '';
 }

@@ -2,7 +2,7 @@
 // server-sent event from /api/v1/events says changed. Read-only: it never mutates.
 import './style.css';
 import { getJson, getTraffic, type ChangeDetail, type ChangeSummary, type ConfigView, type ProxyView, type Service, type Traffic } from './api.ts';
-import { h } from './dom.ts';
+import { h, tickTimes } from './dom.ts';
 import { changeState, renderChanges, SHOWN_CHANGES, type ChangesViewState } from './views/changes.ts';
 import { renderConfig } from './views/config.ts';
 import { renderGraph } from './views/graph.ts';
@@ -98,12 +98,24 @@ function setUnreachable(message: string | undefined): void {
   el.textContent = message ? `Cannot read the control plane's admin API (${message}). Retrying; what is shown may be out of date.` : '';
 }
 
+/** What each panel was last built from: a panel is rebuilt only when that changes, so
+ *  an update elsewhere does not replace what the user is hovering, reading or selecting. */
+const builtFrom = new Map<string, string>();
+
+function update(id: string, inputs: unknown, build: () => Node[]): void {
+  const key = JSON.stringify(inputs);
+  if (builtFrom.get(id) === key) return;
+  builtFrom.set(id, key);
+  byId(id).replaceChildren(...build());
+}
+
 function render(): void {
-  if (data.config) byId('config').replaceChildren(...renderConfig(data.config));
-  if (data.services) byId('services').replaceChildren(...renderServices(data.services));
-  if (data.proxies) byId('proxies').replaceChildren(...renderProxies(data.proxies));
-  if (data.changes) byId('changes').replaceChildren(...renderChanges(data.changes, changesView));
-  if (data.services && data.config) byId('graph').replaceChildren(...renderGraph(data.services, data.config.resources, data.traffic));
+  const { config, services, proxies, changes, traffic } = data;
+  if (config) update('config', config, () => renderConfig(config));
+  if (services) update('services', services, () => renderServices(services));
+  if (proxies) update('proxies', proxies, () => renderProxies(proxies));
+  if (changes) update('changes', [changes, [...changesView.open], [...changesView.details]], () => renderChanges(changes, changesView));
+  if (services && config) update('graph', [services, config.resources, traffic], () => renderGraph(services, config.resources, traffic));
   renderSummary();
 }
 
@@ -146,5 +158,5 @@ function connect(): void {
 refresh(ALL);
 connect();
 // Relative times ("12 s ago") move on their own; traffic stats have no event yet.
-setInterval(render, 5000);
+setInterval(() => tickTimes(document), 5000);
 setInterval(() => refresh(['traffic']), 5000);

@@ -1,5 +1,5 @@
 import type { ChangeDetail, ChangeSummary } from '../api.ts';
-import { ago, badge, clock, empty, h } from '../dom.ts';
+import { badge, clock, empty, h, since } from '../dom.ts';
 
 export type ChangeState = 'applied' | 'pending' | 'nacked' | 'disconnected' | 'unaffected';
 
@@ -55,7 +55,7 @@ export function renderChanges(changes: ChangeSummary[], view: ChangesViewState):
             h('span', { class: 'change-version mono' }, `#${c.version}`),
             h('span', { class: 'change-what' }, describe(c)),
             h('span', { class: 'change-counts small' }, counts(c)),
-            h('span', { class: 'muted small change-when', title: c.appliedAt }, `${clock(c.appliedAt)} · ${ago(c.appliedAt)}`),
+            h('span', { class: 'muted small change-when', title: c.appliedAt }, `${clock(c.appliedAt)} · `, since(c.appliedAt)),
           ),
           detail ? proxyList(detail) : view.open.has(c.version) ? h('div', { class: 'muted small' }, 'loading…') : null,
         );

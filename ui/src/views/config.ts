@@ -1,9 +1,9 @@
 import type { ConfigView } from '../api.ts';
-import { ago, h } from '../dom.ts';
+import { h, since } from '../dom.ts';
 
 export function renderConfig(config: ConfigView): Node[] {
   const served = config.version
-    ? h('span', {}, 'The config ', h('span', { class: 'mono' }, config.version.slice(0, 12)), ` from ${config.files.length} file${config.files.length === 1 ? '' : 's'} is served (applied ${ago(config.appliedAt)}).`)
+    ? h('span', {}, 'The config ', h('span', { class: 'mono' }, config.version.slice(0, 12)), ` from ${config.files.length} file${config.files.length === 1 ? '' : 's'} is served (applied `, since(config.appliedAt), ').')
     : h('span', {}, 'No config is served yet.');
   if (config.errors.length === 0) {
     return [

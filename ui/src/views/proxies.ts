@@ -1,5 +1,5 @@
 import type { ProxyView, TypeStatus } from '../api.ts';
-import { ago, badge, empty, h } from '../dom.ts';
+import { badge, clock, empty, h, since } from '../dom.ts';
 
 const TYPE_ORDER = ['CDS', 'EDS', 'LDS', 'RDS', 'SDS'];
 
@@ -45,7 +45,7 @@ export function renderProxies(proxies: ProxyView[]): Node[] {
               h('div', { class: 'mono' }, p.nodeId),
               h('div', { class: 'muted small' }, [p.service && `service ${p.service}`, p.protocol === 'delta' ? 'delta xDS' : 'SotW xDS', p.userAgent].filter(Boolean).join(' · ')),
             ),
-            h('td', { class: 'small', title: p.connectedSince }, ago(p.connectedSince)),
+            h('td', { class: 'small', title: p.connectedSince }, since(p.connectedSince)),
             types.map((type) => h('td', { 'data-type': type }, typeCell(p.types[type]))),
           );
           // Envoy's own words about what it refused, under the proxy, across the table.
@@ -86,8 +86,8 @@ function typeCell(t: TypeStatus | undefined): Node {
   if (state === 'nacked') {
     return badge('nacked', 'NACK', t.lastNack?.error);
   }
-  if (state === 'pending') return badge('pending', 'pending', `version ${t.sentVersion} sent ${ago(t.sentAt)}, not answered yet`);
-  return badge('acked', 'ACK', `version ${t.ackedVersion}, ACKed ${ago(t.ackedAt)}${t.lastNack ? `; an earlier version was NACKed: ${t.lastNack.error}` : ''}`);
+  if (state === 'pending') return badge('pending', 'pending', `version ${t.sentVersion} sent at ${clock(t.sentAt)}, not answered yet`);
+  return badge('acked', 'ACK', `version ${t.ackedVersion}, ACKed at ${clock(t.ackedAt)}${t.lastNack ? `; an earlier version was NACKed: ${t.lastNack.error}` : ''}`);
 }
 
 function rank(type: string): number {

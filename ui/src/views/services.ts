@@ -1,5 +1,5 @@
 import type { Service } from '../api.ts';
-import { ago, badge, empty, h } from '../dom.ts';
+import { badge, empty, h, since } from '../dom.ts';
 
 const HEALTH_TEXT = { healthy: 'healthy', unhealthy: 'unhealthy', unknown: 'not checked yet' } as const;
 
@@ -46,7 +46,7 @@ export function renderServices(services: Service[]): Node[] {
                   h(
                     'td',
                     { class: 'small wrap' },
-                    i.source === 'file' ? h('span', { class: 'muted' }, 'none (static)') : i.check ? h('span', {}, i.check, ' · ', ago(i.lastCheck)) : 'none',
+                    i.source === 'file' ? h('span', { class: 'muted' }, 'none (static)') : i.check ? h('span', {}, i.check, ' · ', since(i.lastCheck)) : 'none',
                     i.lastError ? h('div', { class: 'error-text' }, i.lastError) : null,
                   ),
                 ),
