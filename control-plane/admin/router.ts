@@ -1,5 +1,5 @@
 // A tiny router for the admin API: method + path pattern ({param}) -> handler.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface AdminRequest {
   req: IncomingMessage;
@@ -14,14 +14,20 @@ export interface AdminResponse {
   /** Serialized as JSON unless `text` is given. */
   json?: unknown;
   text?: string;
+  /** Bytes as they are (static files), sent with `contentType`. */
+  body?: Buffer;
   contentType?: string;
+  headers?: Record<string, string>;
+  /** Takes the response over (server-sent events): nothing else is written. */
+  stream?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export type AdminHandler = (r: AdminRequest) => Promise<AdminResponse> | AdminResponse;
 
 export interface AdminRoute {
   method: 'GET' | 'PUT' | 'POST' | 'DELETE';
-  /** e.g. `/api/v1/services/{service}/instances/{id}` */
+  /** e.g. `/api/v1/services/{service}/instances/{id}`; a last segment `{name*}` takes
+   *  the rest of the path (possibly empty, or several segments). */
   pattern: string;
   /** Mutations need the bearer token when one is configured. */
   mutates?: boolean;
@@ -47,12 +53,14 @@ export function matchRoute(
   const segments = pathname.split('/');
   for (const route of routes) {
     const pattern = route.pattern.split('/');
-    if (pattern.length !== segments.length) continue;
+    const rest = /^\{(\w+)\*\}$/.exec(pattern[pattern.length - 1])?.[1];
+    if (rest ? segments.length < pattern.length : pattern.length !== segments.length) continue;
     const params: Record<string, string> = {};
     let ok = true;
     for (let i = 0; i < pattern.length && ok; i++) {
       const p = pattern[i];
-      if (p.startsWith('{') && p.endsWith('}')) {
+      if (rest && i === pattern.length - 1) params[rest] = segments.slice(i).join('/');
+      else if (p.startsWith('{') && p.endsWith('}')) {
         let value: string;
         try {
           value = decodeURIComponent(segments[i]);

@@ -53,7 +53,8 @@ export class AdminServer {
       }
       if (match.route.mutates) this.authorize(req);
       const response = await match.route.handler({ req, params: match.params, url, body: () => readBody(req) });
-      write(res, response);
+      if (response.stream) response.stream(req, res);
+      else write(res, response);
     } catch (err) {
       if (!(err instanceof HttpError)) throw err;
       write(res, { status: err.status, json: { error: err.message, code: err.code } });
@@ -102,9 +103,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 const tooLarge = () => new HttpError(413, `request body is larger than ${MAX_BODY_BYTES} bytes`, 'TESSERA_ERR_BODY_TOO_LARGE');
 
 function write(res: http.ServerResponse, r: AdminResponse): void {
-  const body = r.text !== undefined ? r.text : JSON.stringify(r.json ?? {}, null, 2) + '\n';
-  const type = r.text !== undefined ? (r.contentType ?? 'text/plain; charset=utf-8') : 'application/json';
-  res.writeHead(r.status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  const body = r.body ?? (r.text !== undefined ? r.text : JSON.stringify(r.json ?? {}, null, 2) + '\n');
+  const type = r.body || r.text !== undefined ? (r.contentType ?? 'text/plain; charset=utf-8') : 'application/json';
+  res.writeHead(r.status, { ...r.headers, 'content-type': type, 'content-length': Buffer.byteLength(body) });
   // For HEAD, node:http sends the headers and drops the body.
   res.end(body);
 }

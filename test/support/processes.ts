@@ -1,6 +1,7 @@
 // Starting real processes (control plane, Envoy, etcd) for tests: free ports,
 // readiness waits, and a kill by PID at teardown even when the test failed.
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import test, { type ExecutionContext, type TestFn } from 'ava';
 
@@ -105,4 +106,14 @@ export function testNeeding(parts: Record<string, boolean>): TestFn {
   skipping.before = test.before;
   skipping.after = test.after;
   return skipping as unknown as TestFn;
+}
+
+/** Debian's Chromium, which Playwright drives (playwright-core never downloads a browser here). */
+export const CHROMIUM_PATH = process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium';
+
+/** Declares tests that need a real Chromium (skipped when it is missing outside CI). */
+export const chromiumTest = testNeeding({ chromium: fs.existsSync(CHROMIUM_PATH) });
+
+export function requireChromium(t: ExecutionContext): boolean {
+  return requireTool(t, fs.existsSync(CHROMIUM_PATH), 'chromium', 'apt-get install chromium');
 }
