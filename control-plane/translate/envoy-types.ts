@@ -29,6 +29,11 @@ export type { StringMatcher } from '../../protos/generated/envoy/type/matcher/v3
 export type { HttpConnectionManager } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 export type { HttpFilter } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpFilter.ts';
 export type { HttpProtocolOptions } from '../../protos/generated/envoy/extensions/upstreams/http/v3/HttpProtocolOptions.ts';
+export type { AccessLog } from '../../protos/generated/envoy/config/accesslog/v3/AccessLog.ts';
+export type { StdoutAccessLog } from '../../protos/generated/envoy/extensions/access_loggers/stream/v3/StdoutAccessLog.ts';
+export type { FileAccessLog } from '../../protos/generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
+export type { OpenTelemetryConfig } from '../../protos/generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
+export type { _envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing as HcmTracing } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 export type { Router } from '../../protos/generated/envoy/extensions/filters/http/router/v3/Router.ts';
 
 import type { Any } from '../../protos/generated/google/protobuf/Any.ts';

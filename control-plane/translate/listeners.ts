@@ -20,6 +20,7 @@ import {
   proxylessRouteConfigName,
 } from './names.ts';
 import { httpPorts } from './routes.ts';
+import { httpTelemetryFields, tcpTelemetryFields, type Direction } from './telemetry.ts';
 
 /** The router must be the last HTTP filter (Envoy and grpc-js-xds both insist). */
 function routerFilter(): Proto {
@@ -37,9 +38,15 @@ function httpConnectionManager(fields: Proto): Proto {
   };
 }
 
+/** A sidecar's HCM: with the access log and tracing of its Telemetry (the one place
+ *  they are merged in; proxyless API listeners never get them). */
+function sidecarHttpConnectionManager(ctx: TranslateContext, direction: Direction, fields: Proto): Proto {
+  return httpConnectionManager({ ...fields, ...httpTelemetryFields(ctx, direction) });
+}
+
 /** The outbound route table, also for proxy-form requests (see outboundListener). */
-function outboundHttpManager(statPrefix: string): Proto {
-  return httpConnectionManager({
+function outboundHttpManager(ctx: TranslateContext, statPrefix: string): Proto {
+  return sidecarHttpConnectionManager(ctx, 'outbound', {
     stat_prefix: statPrefix,
     ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
     http_protocol_options: { allow_absolute_url: wrap(true) },
@@ -53,7 +60,7 @@ export function outboundListener(ctx: TranslateContext): NamedResource | undefin
   if (ctx.proxy.kind !== 'sidecar') return undefined;
   if (ctx.proxy.capture) return outboundCaptureListener(ctx);
   const name = OUTBOUND_HTTP_LISTENER;
-  const hcm = outboundHttpManager(name);
+  const hcm = outboundHttpManager(ctx, name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
@@ -80,7 +87,7 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
       },
     ],
   };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const hcm = sidecarHttpConnectionManager(ctx, 'inbound', { stat_prefix: name, route_config: routeConfig });
   const resource = {
     name,
     address: socketAddress(address, port),
@@ -106,11 +113,9 @@ function captureListenerFilters(): Proto {
 }
 
 /** Non-HTTP connections go on, untouched, to their original destination. */
-function passthroughChain(statPrefix: string): Proto {
-  return {
-    name: 'passthrough',
-    filters: [{ name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } }],
-  };
+function passthroughChain(ctx: TranslateContext, direction: Direction, statPrefix: string): Proto {
+  const tcpProxy = { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER, ...tcpTelemetryFields(ctx, direction) };
+  return { name: 'passthrough', filters: [{ name: FILTER.tcpProxy, typed_config: tcpProxy }] };
 }
 
 /** What iptables redirects the app's outbound TCP to. HTTP is routed by Host with
@@ -119,14 +124,14 @@ function passthroughChain(statPrefix: string): Proto {
 export function outboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
   const name = OUTBOUND_CAPTURE_LISTENER;
-  const hcm = outboundHttpManager(name);
+  const hcm = outboundHttpManager(ctx, name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
     traffic_direction: 'OUTBOUND',
     ...captureListenerFilters(),
     filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
-    default_filter_chain: passthroughChain(`${name}_tcp`),
+    default_filter_chain: passthroughChain(ctx, 'outbound', `${name}_tcp`),
   };
   return { name, resource };
 }
@@ -143,14 +148,14 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
       { name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster: PASSTHROUGH_CLUSTER, timeout: duration(0) } }] },
     ],
   };
-  const hcm = httpConnectionManager({ stat_prefix: name, route_config: routeConfig });
+  const hcm = sidecarHttpConnectionManager(ctx, 'inbound', { stat_prefix: name, route_config: routeConfig });
   const resource = {
     name,
     address: socketAddress('0.0.0.0', ctx.proxy.capture.inboundPort),
     traffic_direction: 'INBOUND',
     ...captureListenerFilters(),
     filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
-    default_filter_chain: passthroughChain(`${name}_tcp`),
+    default_filter_chain: passthroughChain(ctx, 'inbound', `${name}_tcp`),
   };
   return { name, resource };
 }

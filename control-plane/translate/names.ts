@@ -47,6 +47,9 @@ export function virtualHostName(service: string, namespace: string, port: number
   return `${service}.${namespace}:${port}`;
 }
 
+/** The cluster a sidecar's tracer sends spans to (the Telemetry's OTLP collector). */
+export const OTLP_COLLECTOR_CLUSTER = 'otlp_collector';
+
 /** Envoy's names for the built-in filters and extensions we configure. */
 export const FILTER = {
   httpConnectionManager: 'envoy.filters.network.http_connection_manager',
@@ -56,6 +59,10 @@ export const FILTER = {
   tcpProxy: 'envoy.filters.network.tcp_proxy',
   originalDst: 'envoy.filters.listener.original_dst',
   httpInspector: 'envoy.filters.listener.http_inspector',
+  fileAccessLog: 'envoy.access_loggers.file',
+  stdoutAccessLog: 'envoy.access_loggers.stdout',
+  stderrAccessLog: 'envoy.access_loggers.stderr',
+  openTelemetryTracer: 'envoy.tracers.opentelemetry',
 } as const;
 
 /** Type URLs of the listener filters capture uses (loaded in protos/loader.ts). */

@@ -67,6 +67,15 @@ export function withDefaults(raw: Loose): TranslateInput {
         targets: (p.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })),
       })),
       endpoints: (model.endpoints ?? []).map(endpoint),
+      ...(model.telemetry
+        ? {
+            telemetry: model.telemetry.map((t: Loose) => ({
+              ...t,
+              namespace: ns(t),
+              targets: (t.targets ?? []).map((s: Loose) => ({ ...s, namespace: ns(s) })),
+            })),
+          }
+        : {}),
     },
     endpoints: (raw.endpoints ?? []).map(endpoint),
     proxy: raw.proxy,
