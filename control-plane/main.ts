@@ -8,6 +8,7 @@ import { NackLog, truncate } from './admin/nack-log.ts';
 import { ConfigLoader } from './config/load-async.ts';
 import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
 import { fingerprint, watchConfigDir } from './config/watch.ts';
+import { telemetryInEffect } from './model/telemetry.ts';
 import type { MeshModel } from './model/types.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { ChangeLog } from './reconcile/changes.ts';
@@ -102,6 +103,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     state = { version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] };
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
+    metrics.setTelemetry(telemetryInEffect(result.model));
     log(
       `config ${version} applied: ${result.model.services.length} services, ${result.model.routes.length} routes, ` +
         `${result.model.policies.length} policies from ${result.files.length} files`,

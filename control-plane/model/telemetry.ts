@@ -45,3 +45,16 @@ export function effectiveTelemetry(model: MeshModel, service: string | undefined
 function definedOnly<T extends object>(o: T | undefined): Omit<T, 'fields'> {
   return Object.fromEntries(Object.entries(o ?? {}).filter(([k, v]) => v !== undefined && k !== 'fields')) as Omit<T, 'fields'>;
 }
+
+/** For metrics: how many services' sidecars log and trace, and whether the mesh-wide
+ *  Telemetry (what outbound-only sidecars get) does. */
+export function telemetryInEffect(model: MeshModel): { documents: number; services: { accessLog: number; tracing: number }; meshWide: { accessLog: boolean; tracing: boolean } } {
+  const services = { accessLog: 0, tracing: 0 };
+  for (const s of model.services) {
+    const e = effectiveTelemetry(model, s.name, s.namespace);
+    if (e.accessLog) services.accessLog++;
+    if (e.tracing) services.tracing++;
+  }
+  const mesh = mergeTelemetry(meshWideTelemetry(model), undefined);
+  return { documents: model.telemetry?.length ?? 0, services, meshWide: { accessLog: !!mesh.accessLog, tracing: !!mesh.tracing } };
+}

@@ -76,7 +76,11 @@ async function accessLogMesh(t: ExecutionContext) {
 
 envoyTest.serial('access log: one JSON line per request through Envoy, with path, status, response flags and the extra field', async (t) => {
   if (!requireEnvoy(t)) return;
-  const { logFile, envoy } = await accessLogMesh(t);
+  const { logFile, envoy, cp } = await accessLogMesh(t);
+  const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
+  t.regex(metrics, /^tessera_telemetry_services\{feature="access_log"\} 2$/m, 'web and dead log');
+  t.regex(metrics, /^tessera_telemetry_services\{feature="tracing"\} 0$/m);
+  t.regex(metrics, /^tessera_telemetry_mesh_wide\{feature="access_log"\} 1$/m);
   const N = 12;
   for (let i = 0; i < N; i++) t.is((await get(envoy.outboundPort, 'web', `/hello/${i}`, { 'x-user': `u${i}` })).status, 200);
   for (let i = 0; i < 3; i++) t.is((await get(envoy.outboundPort, 'dead', '/nobody-home')).status, 503);
@@ -113,7 +117,7 @@ envoyTest.serial('access log: one JSON line per request through Envoy, with path
 
 envoyTest.serial('hot reload: removing the Telemetry file turns logging off, and no request fails meanwhile', async (t) => {
   if (!requireEnvoy(t)) return;
-  const { dir, logFile, envoy } = await accessLogMesh(t);
+  const { dir, logFile, envoy, cp } = await accessLogMesh(t);
   const load = steadyLoad(envoy.outboundPort, 'web', 20);
   await new Promise((r) => setTimeout(r, 1000));
   fs.rmSync(path.join(dir, 'telemetry.yaml'));
@@ -132,6 +136,7 @@ envoyTest.serial('hot reload: removing the Telemetry file turns logging off, and
   const after = readLog(logFile);
   t.is(after.length, before, 'nothing more is logged');
   t.false(after.some((l) => l.path === '/after-removal'));
+  t.regex(await (await request(`${cp.adminUrl}/metrics`)).body.text(), /^tessera_telemetry_mesh_wide\{feature="access_log"\} 0$/m);
 });
 
 envoyTest.serial('access log to /dev/stdout: the sidecar agent prints plain JSON lines on its stdout', async (t) => {

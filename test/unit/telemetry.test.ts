@@ -242,6 +242,8 @@ test('sidecar HCMs get the access log and tracer, and the collector cluster exis
   t.true(hcms(proxyless).length > 0);
   for (const hcm of hcms(proxyless)) t.deepEqual([hcm.access_log, hcm.tracing], [undefined, undefined]);
   t.false((proxyless[TypeUrl.Cluster] ?? []).some((c) => c.name === OTLP_COLLECTOR_CLUSTER));
+  // Byte for byte what a proxyless client gets without any Telemetry.
+  t.is(JSON.stringify(proxyless), JSON.stringify(translate({ model: { ...model, telemetry: [] }, endpoints: [], proxy: { kind: 'proxyless' } })));
 });
 
 test('an IP collector is a STATIC cluster; /dev/stdout uses Envoy\'s stdout logger; no Telemetry, no trace of it', (t) => {
