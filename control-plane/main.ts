@@ -14,6 +14,7 @@ import { ConfigLoader } from './config/load-async.ts';
 import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
 import { fingerprint, watchConfigDir } from './config/watch.ts';
 import { DEFAULT_TRUST_DOMAIN, type MeshModel } from './model/types.ts';
+import { telemetryInEffect } from './model/telemetry.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { ChangeLog } from './reconcile/changes.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
@@ -142,6 +143,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     setState({ version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] });
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
+    metrics.setTelemetry(telemetryInEffect(result.model));
     log(
       `config ${version} applied: ${result.model.services.length} services, ${result.model.routes.length} routes, ` +
         `${result.model.policies.length} policies from ${result.files.length} files`,

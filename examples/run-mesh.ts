@@ -82,7 +82,10 @@ async function main() {
     // With a sidecar, the app moves off the registered port and the sidecar's inbound listener takes it.
     const appPort = envoy ? d.port + 100 : d.port;
     if (d.kind === 'http') {
-      const server = await startHttpService(d.service, appPort);
+      // The frontend calls reviews through its own sidecar, passing trace headers on.
+      const outbound = { address: d.service === 'frontend' && PUBLIC_ADDRESS !== '0.0.0.0' ? PUBLIC_ADDRESS : '127.0.0.1', port: d.outbound };
+      const calls = envoy && d.service === 'frontend' ? { outbound, services: ['reviews'] } : undefined;
+      const server = await startHttpService(d.service, appPort, '127.0.0.1', { calls });
       closers.push(() => new Promise((r) => server.close(r)));
     } else {
       const server = await startEchoServer(d.service, appPort);
@@ -108,6 +111,7 @@ ${
   curl -s -H 'Host: reviews' -H 'x-canary: true' http://127.0.0.1:15001/   # header match: reviews-v2
   curl -s -x http://127.0.0.1:15001 http://reviews/             # proxy form (what HTTP_PROXY makes clients send)
   curl -s -H 'Host: reviews' http://127.0.0.1:15001/admin  # 403 from reviews' sidecar: AuthorizationPolicy reviews-no-admin
+  curl -s -H 'Host: frontend' http://127.0.0.1:15001/      # frontend, which calls reviews: two hops, one trace id
 `
     : ''
 }  npx tessera get certificates --admin ${admin}   # each sidecar's SPIFFE identity: calls between them are mTLS

@@ -69,6 +69,27 @@ export class Metrics {
     });
   }
 
+  readonly telemetryServices = new client.Gauge({
+    name: 'tessera_telemetry_services',
+    help: 'Services whose sidecars the active Telemetry config gives access logs or tracing',
+    labelNames: ['feature'],
+    registers: [this.registry],
+  });
+  readonly telemetryMeshWide = new client.Gauge({
+    name: 'tessera_telemetry_mesh_wide',
+    help: 'Whether the mesh-wide Telemetry (also what outbound-only sidecars get) turns a feature on (1) or not (0)',
+    labelNames: ['feature'],
+    registers: [this.registry],
+  });
+
+  /** The Telemetry figures of the config just applied. */
+  setTelemetry(t: { services: { accessLog: number; tracing: number }; meshWide: { accessLog: boolean; tracing: boolean } }): void {
+    this.telemetryServices.set({ feature: 'access_log' }, t.services.accessLog);
+    this.telemetryServices.set({ feature: 'tracing' }, t.services.tracing);
+    this.telemetryMeshWide.set({ feature: 'access_log' }, t.meshWide.accessLog ? 1 : 0);
+    this.telemetryMeshWide.set({ feature: 'tracing' }, t.meshWide.tracing ? 1 : 0);
+  }
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tessera_process_' });
   }

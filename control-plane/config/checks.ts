@@ -1,8 +1,9 @@
 // Checks across documents: names unique, every reference resolves, regexes are
 // RE2 (what Envoy and gRPC use), ports exist.
 import { RE2 } from 're2-wasm';
-import type { MeshModel } from '../model/types.ts';
 import { checkAuthorizationPolicies } from './checks-authorization.ts';
+import { mergeTelemetry } from '../model/telemetry.ts';
+import type { MeshModel, Telemetry } from '../model/types.ts';
 import type { Reference, RegexUse } from './convert.ts';
 import type { ConfigError } from './load.ts';
 
@@ -38,6 +39,7 @@ export function checkModel(model: MeshModel, refs: Reference[], regexes: RegexUs
     }
   }
   checkAuthorizationPolicies(model, errors);
+  checkTelemetry(model.telemetry ?? [], errors);
   for (const use of regexes) {
     try {
       new RE2(use.regex, 'u');
@@ -57,5 +59,39 @@ function unique(items: { key: string; what: string; source?: { file: string; lin
       const f = first.get(item.key);
       errors.push({ ...at(item.source), message: `${item.what} is declared twice (first at ${f?.file}:${f?.line})` });
     } else first.set(item.key, item.source);
+  }
+}
+
+/** One mesh-wide Telemetry, at most one per service, and what each sidecar ends up
+ *  with must be complete: logging needs a path and tracing a collector address,
+ *  from the document itself or from the mesh-wide one it overrides. */
+function checkTelemetry(all: Telemetry[], errors: ConfigError[]): void {
+  const what = (t: Telemetry) => `Telemetry ${t.namespace}/${t.name}`;
+  unique(all.map((t) => ({ key: `${t.namespace}/${t.name}`, what: what(t), source: t.source })), errors);
+  const meshWide = all.filter((t) => t.targets.length === 0);
+  for (const extra of meshWide.slice(1)) {
+    const first = meshWide[0];
+    errors.push({ ...at(extra.source), message: `${what(extra)}: only one Telemetry may be mesh-wide (without targetRefs); ${what(first)} at ${first.source?.file}:${first.source?.line} is too` });
+  }
+  const mesh = meshWide[0];
+  const byService = new Map<string, Telemetry>();
+  for (const t of all) {
+    for (const target of t.targets) {
+      const key = `${target.namespace}/${target.service}`;
+      const previous = byService.get(key);
+      if (previous && previous !== t) {
+        errors.push({ ...at(t.source), message: `${what(t)}: Service ${key} is already targeted by ${what(previous)} at ${previous.source?.file}:${previous.source?.line}; one Telemetry per Service` });
+      } else byService.set(key, t);
+    }
+  }
+  for (const t of all) {
+    const merged = mergeTelemetry(t === mesh ? undefined : mesh, t);
+    const inherits = t === mesh || !mesh ? '' : ` (nor does the mesh-wide ${what(mesh)})`;
+    if (t.accessLog && !t.accessLog.disabled && !merged.accessLog) {
+      errors.push({ ...at(t.source), message: `${what(t)}: accessLog needs a path (a file, or /dev/stdout)${inherits ? `, which it does not give${inherits}` : ''}` });
+    }
+    if (t.tracing && !t.tracing.disabled && !merged.tracing) {
+      errors.push({ ...at(t.source), message: `${what(t)}: tracing needs otlp.address${inherits ? `, which it does not give${inherits}` : ''}` });
+    }
   }
 }

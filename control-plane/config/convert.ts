@@ -13,9 +13,11 @@ import {
   type RouteFilter,
   type RouteMatch,
   type RouteRule,
+  type Telemetry,
   type TrafficPolicy,
 } from '../model/types.ts';
 import { convertAuthorizationPolicy } from './convert-authorization.ts';
+import { formatProblem } from './access-log-format.ts';
 import { parseDuration } from './duration.ts';
 import type { Locate } from './load.ts';
 
@@ -73,6 +75,8 @@ export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): vo
       return;
     case 'AuthorizationPolicy':
       convertAuthorizationPolicy(doc, ctx);
+    case 'Telemetry':
+      convertTelemetry(doc, ctx);
       return;
   }
 }
@@ -374,4 +378,60 @@ function convertMeshConfig(doc: Doc, ctx: ConvertContext): void {
     mtlsMode: spec.mtls?.mode ?? DEFAULT_MTLS_MODE,
     certificateLifetimeMs,
   };
+}
+
+/** A JSON key of the access log: plain words, so every log reader can address it. */
+const ACCESS_LOG_FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+
+function convertTelemetry(doc: Doc, ctx: ConvertContext): void {
+  const namespace = namespaceOf(doc);
+  const name = `Telemetry ${namespace}/${doc.metadata.name}`;
+  const s = doc.spec;
+  const targets = ((s.targetRefs ?? []) as Doc[]).map((t, i) => {
+    reference(ctx, `${name}: targetRef`, ['spec', 'targetRefs', i, 'name'], t as { name: string }, namespace);
+    return { service: t.name as string, namespace: (t.namespace as string) ?? namespace };
+  });
+  const telemetry: Telemetry = { name: doc.metadata.name, namespace, targets, source: source(ctx) };
+  if (s.accessLog) {
+    const a = s.accessLog;
+    if (a.path !== undefined && !a.path.startsWith('/')) {
+      ctx.error(['spec', 'accessLog', 'path'], `${name}: accessLog.path ${JSON.stringify(a.path)} must be absolute (a file, or /dev/stdout)`);
+    }
+    for (const [field, format] of Object.entries((a.fields ?? {}) as Record<string, string>)) {
+      if (!ACCESS_LOG_FIELD_NAME.test(field)) {
+        ctx.error(['spec', 'accessLog', 'fields', field], `${name}: accessLog field name ${JSON.stringify(field)} must be letters, digits, '_', '.' or '-' (at most 64)`);
+      }
+      const problem = formatProblem(format);
+      if (problem) ctx.error(['spec', 'accessLog', 'fields', field], `${name}: accessLog field ${field}: ${problem}`);
+    }
+    telemetry.accessLog = { disabled: a.disabled, path: a.path, fields: a.fields };
+  }
+  if (s.tracing) {
+    const tr = s.tracing;
+    const address = tr.otlp?.address as string | undefined;
+    if (address !== undefined) {
+      const problem = hostPortProblem(address);
+      if (problem) ctx.error(['spec', 'tracing', 'otlp', 'address'], `${name}: tracing.otlp.address ${JSON.stringify(address)} ${problem}`);
+    }
+    telemetry.tracing = { disabled: tr.disabled, otlpAddress: address, samplingPercent: tr.samplingPercent, serviceName: tr.serviceName };
+  }
+  ctx.model.telemetry ??= [];
+  ctx.model.telemetry.push(telemetry);
+}
+
+/** `HOST:PORT` with an IPv4 address, a bracketed IPv6 address or a DNS name. */
+export function hostPortProblem(address: string): string | undefined {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]+):(\d{1,5})$/.exec(address);
+  if (!m) return 'is not HOST:PORT (e.g. 127.0.0.1:4317 or otel-collector:4317)';
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return `has port ${port}, outside 1-65535`;
+  const host = m[1];
+  if (host.startsWith('[') || /^[0-9.]+$/.test(host)) {
+    if (!host.startsWith('[') && !isIp(host, 'IPv4')) return `has ${JSON.stringify(host)}, which is not an IPv4 address`;
+    return undefined;
+  }
+  if (!/^(?=.{1,253}$)[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$/.test(host)) {
+    return `has ${JSON.stringify(host)}, which is neither an IP address nor a DNS name`;
+  }
+  return undefined;
 }

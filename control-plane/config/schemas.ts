@@ -275,6 +275,28 @@ const authorizationPolicySchema = obj(
   ['apiVersion', 'kind', 'metadata', 'spec'],
 );
 
+const telemetrySchema = obj(
+  {
+    ...head(tesseraApiVersion, 'Telemetry'),
+    spec: obj({
+      // Absent: mesh-wide. Present: overrides the mesh-wide Telemetry for these services.
+      targetRefs: list(targetRef, { minItems: 1 }),
+      accessLog: obj({
+        disabled: { type: 'boolean' },
+        path: { type: 'string', minLength: 1, maxLength: 4096 },
+        fields: { type: 'object', additionalProperties: { type: 'string', minLength: 1, maxLength: 1024 }, maxProperties: 64 },
+      }),
+      tracing: obj({
+        disabled: { type: 'boolean' },
+        otlp: obj({ address: { type: 'string', minLength: 1, maxLength: 260 } }, ['address']),
+        samplingPercent: { type: 'number', minimum: 0, maximum: 100 },
+        serviceName: { type: 'string', minLength: 1, maxLength: 253 },
+      }),
+    }),
+  },
+  ['apiVersion', 'kind', 'metadata', 'spec'],
+);
+
 /** kind -> apiVersions it may come with, and its schema. */
 export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = {
   Service: { apiVersions: ['v1'], schema: serviceSchema },
@@ -284,4 +306,5 @@ export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = 
   TrafficPolicy: { apiVersions: ['tessera.dev/v1alpha1'], schema: trafficPolicySchema },
   MeshConfig: { apiVersions: ['tessera.dev/v1alpha1'], schema: meshConfigSchema },
   AuthorizationPolicy: { apiVersions: ['tessera.dev/v1alpha1'], schema: authorizationPolicySchema },
+  Telemetry: { apiVersions: ['tessera.dev/v1alpha1'], schema: telemetrySchema },
 };

@@ -238,6 +238,32 @@ export interface MtlsOverride {
 export const DEFAULT_MTLS_MODE: MtlsMode = 'PERMISSIVE';
 export const DEFAULT_TRUST_DOMAIN = 'tessera.local';
 
+/** Tracing and access logs (a `Telemetry` document). One without targets is mesh-wide;
+ *  one with targets overrides it field by field for the sidecars of those services. */
+export interface Telemetry {
+  name: string;
+  namespace: string;
+  /** Empty: mesh-wide. */
+  targets: { service: string; namespace: string }[];
+  accessLog?: {
+    disabled?: boolean;
+    /** A file path, or /dev/stdout. */
+    path?: string;
+    /** Extra or overriding JSON fields: name -> Envoy format string. */
+    fields?: Record<string, string>;
+  };
+  tracing?: {
+    disabled?: boolean;
+    /** OTLP/gRPC collector, `HOST:PORT` (an IP or a DNS name). */
+    otlpAddress?: string;
+    /** 0..100; Envoy's default is 100. */
+    samplingPercent?: number;
+    /** Default: the sidecar's service. */
+    serviceName?: string;
+  };
+  source?: SourceRef;
+}
+
 /** Everything the config files declare, validated. */
 export interface MeshModel {
   services: MeshService[];
@@ -249,6 +275,8 @@ export interface MeshModel {
   authorizationPolicies?: AuthorizationPolicy[];
   meshConfig?: MeshConfig;
   mtlsOverrides?: MtlsOverride[];
+  /** Telemetry documents (absent in models built before the kind existed). */
+  telemetry?: Telemetry[];
 }
 
 export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [], authorizationPolicies: [] });

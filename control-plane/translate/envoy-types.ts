@@ -35,6 +35,11 @@ export type { RBAC as RbacRules } from '../../protos/generated/envoy/config/rbac
 export type { Policy as RbacPolicy } from '../../protos/generated/envoy/config/rbac/v3/Policy.ts';
 export type { Permission as RbacPermission } from '../../protos/generated/envoy/config/rbac/v3/Permission.ts';
 export type { Principal as RbacPrincipal } from '../../protos/generated/envoy/config/rbac/v3/Principal.ts';
+export type { AccessLog } from '../../protos/generated/envoy/config/accesslog/v3/AccessLog.ts';
+export type { StdoutAccessLog } from '../../protos/generated/envoy/extensions/access_loggers/stream/v3/StdoutAccessLog.ts';
+export type { FileAccessLog } from '../../protos/generated/envoy/extensions/access_loggers/file/v3/FileAccessLog.ts';
+export type { OpenTelemetryConfig } from '../../protos/generated/envoy/config/trace/v3/OpenTelemetryConfig.ts';
+export type { _envoy_extensions_filters_network_http_connection_manager_v3_HttpConnectionManager_Tracing as HcmTracing } from '../../protos/generated/envoy/extensions/filters/network/http_connection_manager/v3/HttpConnectionManager.ts';
 export type { Router } from '../../protos/generated/envoy/extensions/filters/http/router/v3/Router.ts';
 export type { TransportSocket } from '../../protos/generated/envoy/config/core/v3/TransportSocket.ts';
 export type { DownstreamTlsContext } from '../../protos/generated/envoy/extensions/transport_sockets/tls/v3/DownstreamTlsContext.ts';

@@ -12,6 +12,7 @@ import { byName, contextFor, meshView, type MeshView } from './context.ts';
 import { loadAssignments, serviceLoadAssignments } from './endpoints.ts';
 import { apiListeners, inboundCaptureListener, inboundListener, outboundListener } from './listeners.ts';
 import { outboundRouteConfiguration, proxylessRouteConfigurations } from './routes.ts';
+import { collectorCluster } from './telemetry.ts';
 
 export { meshView, type MeshView } from './context.ts';
 
@@ -50,7 +51,7 @@ export function translateType(view: MeshView, proxy: ProxyContext, typeUrl: Tran
   switch (typeUrl) {
     case TypeUrl.Cluster: {
       const clusters = outboundClusters(ctx);
-      clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx)));
+      clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx), collectorCluster(ctx)));
       return byName(clusters);
     }
     case TypeUrl.ClusterLoadAssignment:

@@ -22,6 +22,7 @@ import {
 } from './names.ts';
 import { httpPorts } from './routes.ts';
 import { downstreamTlsSocket, inboundTlsPosture, peerCertificateHeaders, tlsInspector } from './tls.ts';
+import { httpTelemetryFields, tcpTelemetryFields, type Direction } from './telemetry.ts';
 
 /** The router must be the last HTTP filter (Envoy and grpc-js-xds both insist). */
 function routerFilter(): Proto {
@@ -39,9 +40,15 @@ function httpConnectionManager(fields: Proto, filtersBeforeRouter: object[] = []
   };
 }
 
+/** A sidecar's HCM: with the access log and tracing of its Telemetry (the one place
+ *  they are merged in; proxyless API listeners never get them). */
+function sidecarHttpConnectionManager(ctx: TranslateContext, direction: Direction, fields: Proto, filtersBeforeRouter: object[] = []): Proto {
+  return httpConnectionManager({ ...fields, ...httpTelemetryFields(ctx, direction) }, filtersBeforeRouter);
+}
+
 /** The outbound route table, also for proxy-form requests (see outboundListener). */
-function outboundHttpManager(statPrefix: string): Proto {
-  return httpConnectionManager({
+function outboundHttpManager(ctx: TranslateContext, statPrefix: string): Proto {
+  return sidecarHttpConnectionManager(ctx, 'outbound', {
     stat_prefix: statPrefix,
     ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
     http_protocol_options: { allow_absolute_url: wrap(true) },
@@ -55,7 +62,7 @@ export function outboundListener(ctx: TranslateContext): NamedResource | undefin
   if (ctx.proxy.kind !== 'sidecar') return undefined;
   if (ctx.proxy.capture) return outboundCaptureListener(ctx);
   const name = OUTBOUND_HTTP_LISTENER;
-  const hcm = outboundHttpManager(name);
+  const hcm = outboundHttpManager(ctx, name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
@@ -98,7 +105,9 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
  *  path normalization their path rules rely on); behind mTLS, the caller's identity
  *  for the app (XFCC). */
 function inboundHttpManager(ctx: TranslateContext, name: string, routeConfig: Proto, transport: 'mtls' | 'plaintext'): Proto {
-  return httpConnectionManager(
+  return sidecarHttpConnectionManager(
+    ctx,
+    'inbound',
     { stat_prefix: name, route_config: routeConfig, ...inboundPathNormalization(ctx), ...(transport === 'mtls' ? peerCertificateHeaders() : {}) },
     inboundHttpFilters(ctx),
   );
@@ -127,14 +136,9 @@ function captureListenerFilters(): Proto {
 }
 
 /** Non-HTTP connections go on, untouched, to their original destination. */
-function passthroughChain(statPrefix: string, filtersBeforeProxy: object[] = []): Proto {
-  return {
-    name: 'passthrough',
-    filters: [
-      ...filtersBeforeProxy,
-      { name: FILTER.tcpProxy, typed_config: { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER } },
-    ],
-  };
+function passthroughChain(ctx: TranslateContext, direction: Direction, statPrefix: string, filtersBeforeProxy: object[] = []): Proto {
+  const tcpProxy = { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER, ...tcpTelemetryFields(ctx, direction) };
+  return { name: 'passthrough', filters: [...filtersBeforeProxy, { name: FILTER.tcpProxy, typed_config: tcpProxy }] };
 }
 
 /** What iptables redirects the app's outbound TCP to. HTTP is routed by Host with
@@ -143,14 +147,14 @@ function passthroughChain(statPrefix: string, filtersBeforeProxy: object[] = [])
 export function outboundCaptureListener(ctx: TranslateContext): NamedResource | undefined {
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
   const name = OUTBOUND_CAPTURE_LISTENER;
-  const hcm = outboundHttpManager(name);
+  const hcm = outboundHttpManager(ctx, name);
   const resource = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
     traffic_direction: 'OUTBOUND',
     ...captureListenerFilters(),
     filter_chains: [{ name: 'http', filter_chain_match: { application_protocols: HTTP_APPLICATION_PROTOCOLS }, filters: [hcm] }],
-    default_filter_chain: passthroughChain(`${name}_tcp`),
+    default_filter_chain: passthroughChain(ctx, 'outbound', `${name}_tcp`),
   };
   return { name, resource };
 }
@@ -189,7 +193,7 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
     traffic_direction: 'INBOUND',
     ...filters,
     filter_chains: chains,
-    ...(posture === 'mtls' ? {} : { default_filter_chain: passthroughChain(`${name}_tcp`, inboundNetworkFilters(ctx, `${name}_tcp`)) }),
+    ...(posture === 'mtls' ? {} : { default_filter_chain: passthroughChain(ctx, 'inbound', `${name}_tcp`, inboundNetworkFilters(ctx, `${name}_tcp`)) }),
   };
   return { name, resource };
 }

@@ -56,6 +56,8 @@ export function rbacPolicyName(namespace: string, policy: string, ruleIndex: num
 /** Stat prefixes of the DENY and ALLOW RBAC filters: `http.<listener>.rbac.deny.denied`,
  *  `http.<listener>.rbac.allow.denied` (Envoy adds the dot). */
 export const RBAC_STAT_PREFIX = { DENY: 'deny', ALLOW: 'allow' } as const;
+/** The cluster a sidecar's tracer sends spans to (the Telemetry's OTLP collector). */
+export const OTLP_COLLECTOR_CLUSTER = 'otlp_collector';
 
 /** Envoy's names for the built-in filters and extensions we configure. */
 export const FILTER = {
@@ -69,6 +71,10 @@ export const FILTER = {
   originalDst: 'envoy.filters.listener.original_dst',
   httpInspector: 'envoy.filters.listener.http_inspector',
   tlsInspector: 'envoy.filters.listener.tls_inspector',
+  fileAccessLog: 'envoy.access_loggers.file',
+  stdoutAccessLog: 'envoy.access_loggers.stdout',
+  stderrAccessLog: 'envoy.access_loggers.stderr',
+  openTelemetryTracer: 'envoy.tracers.opentelemetry',
 } as const;
 
 /** Type URLs of the listener filters capture uses (loaded in protos/loader.ts). */

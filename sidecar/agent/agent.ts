@@ -138,7 +138,17 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     xdsTls: o.xdsTls && trustDomain ? { controlPlaneId: `spiffe://${trustDomain}/ns/tessera-system/sa/tessera-control-plane` } : undefined,
   });
   const envoyDrainS = Math.max(1, Math.min(5, Math.floor(o.drainTimeoutMs / 2000)));
-  const supervisor = new EnvoySupervisor({ envoy: envoyPath, bootstrap, adminUrl: `http://127.0.0.1:${o.adminPort}`, workDir, drainTimeS: envoyDrainS, ...identity, log });
+  const supervisor = new EnvoySupervisor({
+    envoy: envoyPath,
+    bootstrap,
+    adminUrl: `http://127.0.0.1:${o.adminPort}`,
+    workDir,
+    drainTimeS: envoyDrainS,
+    ...identity,
+    log,
+    // Access logs to /dev/stdout stay plain JSON lines on the agent's stdout (`kubectl logs`).
+    stdout: (chunk) => process.stdout.write(chunk),
+  });
 
   let finish!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (finish = resolve));

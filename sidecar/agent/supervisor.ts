@@ -18,6 +18,9 @@ export interface SupervisorOptions {
   maxFailedStarts?: number;
   backoff?: { initialMs: number; maxMs: number };
   log: (line: string) => void;
+  /** Envoy's standard output, where only access logs to /dev/stdout are written (its own
+   *  log goes to stderr); default: the log, like stderr. */
+  stdout?: (chunk: Buffer) => void;
 }
 
 /** Events: 'started' (pid), 'exit' (code, signal), 'gave-up' (reason). */
@@ -56,7 +59,7 @@ export class EnvoySupervisor extends EventEmitter {
     });
     this.current = handle;
     const prefix = (chunk: Buffer) => this.o.log(chunk.toString().trimEnd().replace(/^/gm, '[envoy] '));
-    handle.child.stdout?.on('data', prefix);
+    handle.child.stdout?.on('data', this.o.stdout ?? prefix);
     handle.child.stderr?.on('data', prefix);
     handle.child.once('error', (err) => this.o.log(`envoy could not start: ${err.message}`));
     handle.child.once('exit', (code, signal) => this.onExit(code, signal));

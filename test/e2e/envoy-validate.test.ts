@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { translate } from '../../control-plane/translate/index.ts';
+import { translate, type TranslateInput } from '../../control-plane/translate/index.ts';
 import { goldenCases } from '../golden/cases.ts';
 import { loadConfigDir } from '../../control-plane/config/load.ts';
 import { findEnvoy } from '../../sidecar/agent/envoy.ts';
@@ -46,6 +46,17 @@ if (!envoy) {
   }
 }
 
+/** Envoy opens an access-log file when it loads the config (and refuses the config
+ *  if it cannot), so log files are moved into the test's own dir. */
+function withLogsIn(dir: string, input: TranslateInput): TranslateInput {
+  const telemetry = input.model.telemetry?.map((t) => {
+    const logPath = t.accessLog?.path;
+    if (!logPath || logPath.startsWith('/dev/')) return t;
+    return { ...t, accessLog: { ...t.accessLog, path: path.join(dir, path.basename(logPath)) } };
+  });
+  return { ...input, model: { ...input.model, telemetry } };
+}
+
 // Several Envoys may run on this machine (other suites, parallel workers): each
 // validation gets its own shared-memory base id.
 let nextBaseId = 40_000 + (process.pid % 10_000) * 10;
@@ -56,7 +67,7 @@ for (const c of cases) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-validate-'));
     t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'bootstrap.pb');
-    fs.writeFileSync(file, encodeBootstrap(staticBootstrap(translate(c.input))));
+    fs.writeFileSync(file, encodeBootstrap(staticBootstrap(translate(withLogsIn(dir, c.input)))));
     const result = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--base-id', String(nextBaseId++), '--log-level', 'warn'], {
       encoding: 'utf8',
       timeout: 60_000,

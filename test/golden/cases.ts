@@ -78,6 +78,15 @@ export function withDefaults(raw: Loose): TranslateInput {
       ...(model.mtlsOverrides
         ? { mtlsOverrides: model.mtlsOverrides.map((o: Loose) => ({ ...o, targets: (o.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })) })) }
         : {}),
+      ...(model.telemetry
+        ? {
+            telemetry: model.telemetry.map((t: Loose) => ({
+              ...t,
+              namespace: ns(t),
+              targets: (t.targets ?? []).map((s: Loose) => ({ ...s, namespace: ns(s) })),
+            })),
+          }
+        : {}),
     },
     endpoints: (raw.endpoints ?? []).map(endpoint),
     proxy: raw.proxy,

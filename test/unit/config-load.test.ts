@@ -210,7 +210,7 @@ test('tessera validate prints each error as file:line:column and exits 1; a good
   const err: string[] = [];
   const sink = (into: string[]) => ({ write: (s: string) => into.push(s) }) as unknown as NodeJS.WritableStream;
   t.is(await validateCommand([path.join(repoRoot, 'examples/mesh')], sink(out), sink(err)), 0);
-  t.regex(out.join(''), /^ok: 5 services, 2 routes, 2 policies, 4 endpoints in 4 files/);
+  t.regex(out.join(''), /^ok: 5 services, 2 routes, 2 policies, 4 endpoints in 5 files/);
   const d = dir(t, { 'x.yaml': 'apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {portz: []}\n' });
   t.is(await validateCommand([d], sink(out), sink(err)), 1);
   t.regex(err.join(''), /x\.yaml:4:\d+: Service a: unknown field 'spec\.portz'/);
