@@ -20,6 +20,10 @@ import { registryRoutes } from './registry/routes.ts';
 import { EtcdStore } from './registry/etcd-store.ts';
 import { FileStore, MemoryStore, parseStoreUrl, type RegistryStore } from './registry/store.ts';
 import { SHORT_NAME, type ResourceTypeUrl } from './xds/resources/type-urls.ts';
+import { MetricsIngest } from './telemetry/metrics-service.ts';
+import { registerTrafficMetrics, trafficRoutes } from './telemetry/routes.ts';
+import { TrafficStore } from './telemetry/traffic.ts';
+import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
   configDir?: string;
@@ -42,6 +46,7 @@ export interface ControlPlane {
   metrics: Metrics;
   config: () => ConfigState;
   registry: Registry;
+  traffic: TrafficStore;
   close(): Promise<void>;
 }
 
@@ -141,6 +146,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     group: reconciler.groupOf,
     callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
   });
+  // Sidecars stream their stats beside ADS (envoy.stat_sinks.metrics_service).
+  const traffic = new TrafficStore();
+  const ingest = new MetricsIngest({ store: traffic, identify: sourceOf });
+  ingest.addTo(xds.grpc);
+  registerTrafficMetrics(metrics.registry, traffic, ingest);
+  const trafficSweep = setInterval(() => traffic.sweep(Date.now()), 10_000);
+  trafficSweep.unref();
   const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`);
 
   const loopback = /^(127\.|::1$|localhost$)/.test(options.address);
@@ -169,6 +181,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           return reasons;
         },
       }),
+      ...trafficRoutes(traffic),
       ...registryRoutes(registry, {
         log,
         fileEndpoints: () => state.model?.endpoints ?? [],
@@ -190,13 +203,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     metrics,
     config: () => state,
     registry,
+    traffic,
     async close() {
+      clearInterval(trafficSweep);
       watcher?.close();
       loader.close();
       reconciler.close();
       await Promise.all([xds.close(), admin.close(), registry.close()]);
     },
   };
+}
+
+/** Who sent a metrics stream: the service its node metadata names (as for xDS),
+ *  else the node's cluster. */
+function sourceOf(node: Parameters<typeof proxyContextOf>[0]): { service: string; namespace: string } {
+  try {
+    const context = proxyContextOf(node);
+    if (context.kind === 'sidecar') return { service: context.service ?? 'unknown', namespace: context.namespace };
+  } catch {
+    /* metadata we do not understand: fall back to the cluster */
+  }
+  return { service: node.cluster || 'unknown', namespace: 'default' };
 }
 
 export class ConfigDirError extends Error {

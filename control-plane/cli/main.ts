@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { envoyBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+import { isDuration, parseDuration } from '../config/duration.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
@@ -12,7 +13,8 @@ commands:
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
-            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
+            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z]
+            [--stats-flush-interval 5s] [-o json|yaml]
   sidecar --service S --app-port A [--inbound-port P] [--control-plane URL] [--xds HOST:PORT,…] [--capture] …
           (tessera sidecar --help for every option)
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
@@ -135,6 +137,13 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
   return undefined;
 }
 
+function statsFlushInterval(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = isDuration(value) ? parseDuration(value) : NaN;
+  if (!(ms >= 100 && ms <= 3_600_000)) throw new UsageError(`--stats-flush-interval must be a duration from 100ms to 1h, got ${JSON.stringify(value)}`);
+  return ms;
+}
+
 function bootstrap(args: string[]): number {
   const { values } = parseArgs({
     args,
@@ -151,6 +160,7 @@ function bootstrap(args: string[]): number {
       'inbound-address': { type: 'string' },
       'app-port': { type: 'string' },
       zone: { type: 'string' },
+      'stats-flush-interval': { type: 'string' },
       output: { type: 'string', short: 'o' },
     },
   });
@@ -169,6 +179,7 @@ function bootstrap(args: string[]): number {
     xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'),
     mode,
     zone: values.zone,
+    statsFlushIntervalMs: statsFlushInterval(values['stats-flush-interval']),
     adminPort: portOption(values['admin-port'], 'admin-port', 15000),
     outbound: { address: values['outbound-address'] ?? '127.0.0.1', port: portOption(values['outbound-port'], 'outbound-port', 15001) },
     inbound:
