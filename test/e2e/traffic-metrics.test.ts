@@ -22,7 +22,9 @@ envoyTest('requests through a real Envoy sidecar appear in /api/v1/traffic with 
     await startHttpService('flaky', flakyPort, '127.0.0.1', { errorPercent: 20 }),
     await startHttpService('slow', slowPort, '127.0.0.1', { delayMs: 300 }),
   ];
-  t.teardown(() => servers.forEach((s) => s.close()));
+  t.teardown(() => {
+    for (const s of servers) s.close();
+  });
   const dir = tempDir(t);
   fs.writeFileSync(
     path.join(dir, 'mesh.yaml'),
