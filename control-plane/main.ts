@@ -23,6 +23,8 @@ import { SHORT_NAME, type ResourceTypeUrl } from './xds/resources/type-urls.ts';
 import { MetricsIngest } from './telemetry/metrics-service.ts';
 import { registerTrafficMetrics, trafficRoutes } from './telemetry/routes.ts';
 import { TrafficStore } from './telemetry/traffic.ts';
+import { CanaryController } from './delivery/canary.ts';
+import { canaryRoutes } from './delivery/routes.ts';
 import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
@@ -47,6 +49,7 @@ export interface ControlPlane {
   config: () => ConfigState;
   registry: Registry;
   traffic: TrafficStore;
+  canaries: CanaryController;
   close(): Promise<void>;
 }
 
@@ -105,6 +108,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       return;
     }
     state = { version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] };
+    canaries.sync(result.model);
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
     log(
@@ -116,6 +120,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const registry = new Registry(openStore(options.store ?? 'memory', log));
   registry.on('change', () => reconciler.setEndpoints(registry.endpoints()));
   await registry.start();
+
+  // What the sidecars report (envoy.stat_sinks.metrics_service, served beside ADS
+  // below), and the Canary controller that moves traffic by it. Its state comes from
+  // the store before the first config is served, so a restart resumes each Canary.
+  const traffic = new TrafficStore();
+  const canaries = new CanaryController({
+    traffic,
+    publish: (note) => reconciler.publishOverlay(note),
+    store: registry.stateStore,
+    log,
+  });
+  await canaries.load();
+  reconciler.setOverlay(canaries.overlay);
 
   let watcher: { close(): void } | undefined;
   // Reloads parse YAML in a worker thread, so a big or hostile file cannot freeze
@@ -147,7 +164,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     callbacks: combineCallbacks(tracker.callbacks, changes.callbacks, metrics.callbacks, logging),
   });
   // Sidecars stream their stats beside ADS (envoy.stat_sinks.metrics_service).
-  const traffic = new TrafficStore();
   const ingest = new MetricsIngest({ store: traffic, identify: sourceOf });
   ingest.addTo(xds.grpc);
   registerTrafficMetrics(metrics.registry, traffic, ingest);
@@ -182,6 +198,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         },
       }),
       ...trafficRoutes(traffic),
+      ...canaryRoutes(canaries),
       ...registryRoutes(registry, {
         log,
         fileEndpoints: () => state.model?.endpoints ?? [],
@@ -204,8 +221,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     config: () => state,
     registry,
     traffic,
+    canaries,
     async close() {
       clearInterval(trafficSweep);
+      canaries.close();
       watcher?.close();
       loader.close();
       reconciler.close();

@@ -32,9 +32,8 @@ envoyTest('requests through a real Envoy sidecar appear in /api/v1/traffic with 
   );
   const cp = await startControlPlaneProcess(t, { configDir: dir });
   const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'sotw', service: 'frontend', statsFlushIntervalMs: 1000 });
-  await waitFor('routes to all three services', async () => (await tally(envoy.outboundPort, 'slow', 1))['slow'] === 1, 20_000);
+  await waitFor('routes to all three services', async () => (await tally(envoy.outboundPort, 'slow', 1)).slow === 1, 20_000);
 
-  // What Envoy itself counted before our load (the route probe above), to compare exactly.
   const okCounts = await tally(envoy.outboundPort, 'ok', 100);
   const flakyCounts = await tally(envoy.outboundPort, 'flaky', 50);
   await tally(envoy.outboundPort, 'slow', 20, { concurrency: 4 });
