@@ -52,7 +52,11 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
     }
     if (what === 'proxies') return printProxies(target, json, out);
     if (what === 'routes') return printRoutes(target, json, out);
-    throw new Error(`get what? one of services, proxies, routes (got ${JSON.stringify(what)})`);
+    if (what === 'canaries') {
+      const { printCanaries } = await import('./canary.ts');
+      return printCanaries(target, json, out);
+    }
+    throw new Error(`get what? one of services, proxies, routes, canaries (got ${JSON.stringify(what)})`);
   }
   if (command === 'proxy-status') return printProxies(target, json, out);
   if (command === 'config-dump') {

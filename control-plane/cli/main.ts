@@ -20,7 +20,8 @@ commands:
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
           [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--outbound-port 15001]
           [--inbound-capture-port 15006] [--remove]
-  get services|proxies [--admin URL] [-o json]
+  get services|proxies|routes|canaries [--admin URL] [-o json]
+  canary list|status NAME|pause NAME|resume NAME|promote NAME|abort NAME [--namespace NS] [--admin URL] [--admin-token-file F]
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
@@ -76,6 +77,10 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'status': {
       const { statusCommand } = await import('./status.ts');
       return statusCommand(args);
+    }
+    case 'canary': {
+      const { canaryCommand } = await import('./canary.ts');
+      return canaryCommand(args);
     }
     case 'get':
     case 'proxy-status':
