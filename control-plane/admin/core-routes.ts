@@ -130,5 +130,6 @@ function describeModel(model: MeshModel) {
     ...model.services.map((s) => ({ kind: 'Service', namespace: s.namespace, name: s.name, source: at(s.source), spec: { ports: s.ports } })),
     ...model.routes.map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, source: at(r.source), spec: { parents: r.parents, rules: r.rules } })),
     ...model.policies.map((p) => ({ kind: 'TrafficPolicy', namespace: p.namespace, name: p.name, source: at(p.source), spec: { ...p, source: undefined } })),
+    ...(model.canaries ?? []).map((c) => ({ kind: 'Canary', namespace: c.namespace, name: c.name, source: at(c.source), spec: { ...c, source: undefined } })),
   ];
 }
