@@ -7,6 +7,7 @@ import { request } from 'undici';
 import { startHttpService } from '../../examples/demo/http-service.ts';
 import { envoyTest, requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
+import { startSidecar } from '../support/sidecar.ts';
 
 interface TrafficView {
   windowSeconds: number;
@@ -72,4 +73,31 @@ envoyTest('requests through a real Envoy sidecar appear in /api/v1/traffic with 
   t.true((await envoy.stat('cluster_manager.cds.update_success')) >= 1);
   const stats = await (await request(`${envoy.handle.adminUrl}/stats?filter=${encodeURIComponent('^cluster\\.outbound\\|80\\|\\|ok\\.default\\.upstream_rq_2xx$')}`)).body.text();
   t.true(Number(/: (\d+)/.exec(stats)?.[1]) >= 100, stats);
+});
+
+envoyTest('a `tessera sidecar` agent passes --stats-flush-interval to its Envoy, whose traffic is reported under the agent\'s service', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const [okPort, appPort] = [await freePort(), await freePort()];
+  const servers = [await startHttpService('ok', okPort), await startHttpService('frontend', appPort)];
+  t.teardown(() => {
+    for (const s of servers) s.close();
+  });
+  const dir = tempDir(t);
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), serviceWithInstance('ok', { port: 80, targetPort: okPort }));
+  const cp = await startControlPlaneProcess(t, { configDir: dir });
+  const sidecar = await startSidecar(t, { service: 'frontend', appPort, inbound: false, controlPlane: cp, extraArgs: ['--stats-flush-interval', '1s', '--no-register'] });
+  await sidecar.waitReady();
+  t.is((await tally(sidecar.outboundPort, 'ok', 30)).ok, 30);
+  const edge = await waitFor(
+    'the agent\'s Envoy to report the requests',
+    async () => (await cp.api<TrafficView>('/api/v1/traffic')).edges.find((e) => e.from.service === 'frontend' && e.to.service === 'ok' && e.requests === 30),
+    15_000,
+    250,
+  );
+  t.is(edge.errors5xx, 0);
+  // What Envoy itself says it was started with.
+  const dump = (await (await request(`${sidecar.adminUrl}/config_dump`)).body.json()) as { configs: { '@type': string; bootstrap?: { stats_flush_interval: string; stats_sinks: { name: string }[] } }[] };
+  const bootstrap = dump.configs.find((c) => c['@type'].endsWith('BootstrapConfigDump'))?.bootstrap;
+  t.is(bootstrap?.stats_flush_interval, '1s');
+  t.is(bootstrap?.stats_sinks[0].name, 'envoy.stat_sinks.metrics_service');
 });
