@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { churn, fanout } from './xds-fanout.ts';
 import { healthChecks } from './health-checks.ts';
+import { metricsIngest } from './metrics-ingest.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 if (process.argv.includes('--soak')) {
@@ -39,6 +40,10 @@ const churnClients = Number(process.env.BENCH_CHURN_CLIENTS ?? 500);
 process.stderr.write(`bench: endpoint churn, 50 changes/s, ${churnClients} delta clients…\n`);
 results.endpointChurn = await churn('delta', churnClients);
 process.stderr.write(`${JSON.stringify(results.endpointChurn)}\n`);
+const sidecars = Number(process.env.BENCH_SIDECARS ?? 500);
+process.stderr.write(`bench: metric ingestion, ${sidecars} sidecars flushing every 5 s…\n`);
+results.metricsIngest = await metricsIngest(sidecars);
+process.stderr.write(`${JSON.stringify(results.metricsIngest)}\n`);
 
 const outDir = path.join(here, 'results');
 fs.mkdirSync(outDir, { recursive: true });

@@ -30,6 +30,12 @@ import { CertificateAuthority } from './identity/ca.ts';
 import { JoinTokens } from './identity/join-tokens.ts';
 import { DEFAULT_CERTIFICATE_LIFETIME_MS, IdentityService, identityRoutes } from './identity/service.ts';
 import { TokenReviewer, type KubernetesReviewOptions } from './identity/token-review.ts';
+import { MetricsIngest } from './telemetry/metrics-service.ts';
+import { registerTrafficMetrics, trafficRoutes } from './telemetry/routes.ts';
+import { TrafficStore } from './telemetry/traffic.ts';
+import { CanaryController } from './delivery/canary.ts';
+import { canaryRoutes } from './delivery/routes.ts';
+import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
   configDir?: string;
@@ -68,6 +74,8 @@ export interface ControlPlane {
   joinTokens: JoinTokens;
   /** The dashboard's live feed (GET /api/v1/events). */
   events: LiveEvents;
+  traffic: TrafficStore;
+  canaries: CanaryController;
   close(): Promise<void>;
 }
 
@@ -141,6 +149,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       return;
     }
     setState({ version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] });
+    canaries.sync(result.model);
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
     metrics.setTelemetry(telemetryInEffect(result.model));
@@ -156,6 +165,19 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     events.notify('services');
   });
   await registry.start();
+
+  // What the sidecars report (envoy.stat_sinks.metrics_service, served beside ADS
+  // below), and the Canary controller that moves traffic by it. Its state comes from
+  // the store before the first config is served, so a restart resumes each Canary.
+  const traffic = new TrafficStore();
+  const canaries = new CanaryController({
+    traffic,
+    publish: (note) => reconciler.publishOverlay(note),
+    store: registry.stateStore,
+    log,
+  });
+  await canaries.load();
+  reconciler.setOverlay(canaries.overlay);
 
   let watcher: { close(): void } | undefined;
   // Reloads parse YAML in a worker thread, so a big or hostile file cannot freeze
@@ -228,6 +250,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     xdsCredentials = grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(serving.certificateChain), private_key: Buffer.from(serving.keyPem) }], false);
     log(`xDS over TLS as ${serving.spiffeId} (${options.xdsTls.names.join(', ')}), valid until ${serving.notAfter.toISOString()}`);
   }
+  // Sidecars stream their stats beside ADS (envoy.stat_sinks.metrics_service).
+  const ingest = new MetricsIngest({ store: traffic, identify: sourceOf });
+  ingest.addTo(xds.grpc);
+  registerTrafficMetrics(metrics.registry, traffic, ingest);
+  const trafficSweep = setInterval(() => traffic.sweep(Date.now()), 10_000);
+  trafficSweep.unref();
   const xdsPort = await xds.listen(`${options.address}:${options.xdsPort}`, xdsCredentials);
 
   const loopback = /^(127\.|::1$|localhost$)/.test(options.address);
@@ -257,6 +285,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         },
       }),
       ...identityRoutes(identity, { ca, joinTokens, log }),
+      ...trafficRoutes(traffic),
+      ...canaryRoutes(canaries),
       ...registryRoutes(registry, {
         log,
         fileEndpoints: () => state.model?.endpoints ?? [],
@@ -282,8 +312,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ca,
     joinTokens,
     events,
+    traffic,
+    canaries,
     async close() {
       clearInterval(expiryTimer);
+      clearInterval(trafficSweep);
+      canaries.close();
       watcher?.close();
       events.close();
       loader.close();
@@ -291,6 +325,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close()]);
     },
   };
+}
+
+/** Who sent a metrics stream: the service its node metadata names (as for xDS),
+ *  else the node's cluster. */
+function sourceOf(node: Parameters<typeof proxyContextOf>[0]): { service: string; namespace: string } {
+  try {
+    const context = proxyContextOf(node);
+    if (context.kind === 'sidecar') return { service: context.service ?? 'unknown', namespace: context.namespace };
+  } catch {
+    /* metadata we do not understand: fall back to the cluster */
+  }
+  return { service: node.cluster || 'unknown', namespace: 'default' };
 }
 
 export class ConfigDirError extends Error {

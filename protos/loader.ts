@@ -81,6 +81,8 @@ export function envoyRoot(): protobuf.Root {
   return r;
 }
 
+const ownProtos = path.dirname(new URL(import.meta.url).pathname);
+
 let grpcDefinitions: protoLoader.PackageDefinition | undefined;
 
 /** gRPC service definitions (ADS, SDS, CSDS) for @grpc/grpc-js. Any stays
@@ -97,7 +99,6 @@ export function grpcPackageDefinition(): protoLoader.PackageDefinition {
   return grpcDefinitions;
 }
 
-const ownProtos = path.dirname(new URL(import.meta.url).pathname);
 
 let demoDefinition: protoLoader.PackageDefinition | undefined;
 
@@ -105,4 +106,21 @@ let demoDefinition: protoLoader.PackageDefinition | undefined;
 export function demoPackageDefinition(): protoLoader.PackageDefinition {
   demoDefinition ??= protoLoader.loadSync('tessera/demo/v1/echo.proto', { includeDirs: [ownProtos] });
   return demoDefinition;
+}
+
+let metricsDefinition: protoLoader.PackageDefinition | undefined;
+
+/** Envoy's metrics service (envoy.stat_sinks.metrics_service streams to it). Its
+ *  Prometheus messages come from protos/io/prometheus/client (not in the pinned
+ *  package); 64-bit counts decode as numbers, they are request counts. */
+export function metricsPackageDefinition(): protoLoader.PackageDefinition {
+  metricsDefinition ??= protoLoader.loadSync('envoy/service/metrics/v3/metrics_service.proto', {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: false,
+    oneofs: true,
+    includeDirs: [...includeDirs, ownProtos],
+  });
+  return metricsDefinition;
 }

@@ -137,5 +137,6 @@ function describeModel(model: MeshModel) {
       source: at(p.source),
       spec: { targets: p.targets, action: p.action, rules: p.rules },
     })),
+    ...(model.canaries ?? []).map((c) => ({ kind: 'Canary', namespace: c.namespace, name: c.name, source: at(c.source), spec: { ...c, source: undefined } })),
   ];
 }

@@ -66,7 +66,11 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
     if (what === 'proxies') return printProxies(target, json, out);
     if (what === 'routes') return printRoutes(target, json, out);
     if (what === 'certificates') return printCertificates(target, json, out);
-    throw new Error(`get what? one of services, proxies, routes, certificates (got ${JSON.stringify(what)})`);
+    if (what === 'canaries') {
+      const { printCanaries } = await import('./canary.ts');
+      return printCanaries(target, json, out);
+    }
+    throw new Error(`get what? one of services, proxies, routes, certificates, canaries (got ${JSON.stringify(what)})`);
   }
   if (command === 'join-token') {
     const action = positionals[0];

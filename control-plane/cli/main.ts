@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import YAML from 'yaml';
-import { parseDuration } from '../config/duration.ts';
 import { envoyBootstrap, grpcBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+import { isDuration, parseDuration } from '../config/duration.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
@@ -16,7 +16,8 @@ commands:
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
-            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z] [-o json|yaml]
+            [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z]
+            [--stats-flush-interval 5s] [-o json|yaml]
   bootstrap --grpc --node-id ID [--xds HOST:PORT[,…]] [--zone Z] [--cert-dir DIR]   (proxyless gRPC clients)
   certs --cert-dir DIR --join-token-file F|--kube-token-file F [--control-plane URL] [--once]
         (keeps cert.pem, key.pem, ca.pem renewed for proxyless gRPC clients)
@@ -25,8 +26,9 @@ commands:
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
           [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--outbound-port 15001]
           [--inbound-capture-port 15006] [--remove]
-  get services|proxies|routes|certificates [--admin URL] [-o json]
+  get services|proxies|routes|certificates|canaries [--admin URL] [-o json]
   join-token create --service-account SA [--namespace NS] [--ttl 720h] | join-token list | join-token revoke ID
+  canary list|status NAME|pause NAME|resume NAME|promote NAME|abort NAME [--namespace NS] [--admin URL] [--admin-token-file F]
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
@@ -86,6 +88,10 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     case 'status': {
       const { statusCommand } = await import('./status.ts');
       return statusCommand(args);
+    }
+    case 'canary': {
+      const { canaryCommand } = await import('./canary.ts');
+      return canaryCommand(args);
     }
     case 'get':
     case 'join-token':
@@ -171,6 +177,13 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
   return undefined;
 }
 
+function statsFlushInterval(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = isDuration(value) ? parseDuration(value) : NaN;
+  if (!(ms >= 100 && ms <= 3_600_000)) throw new UsageError(`--stats-flush-interval must be a duration from 100ms to 1h, got ${JSON.stringify(value)}`);
+  return ms;
+}
+
 function bootstrap(args: string[]): number {
   const { values } = parseArgs({
     args,
@@ -187,6 +200,7 @@ function bootstrap(args: string[]): number {
       'inbound-address': { type: 'string' },
       'app-port': { type: 'string' },
       zone: { type: 'string' },
+      'stats-flush-interval': { type: 'string' },
       output: { type: 'string', short: 'o' },
       grpc: { type: 'boolean' },
       'cert-dir': { type: 'string' },
@@ -216,6 +230,7 @@ function bootstrap(args: string[]): number {
     xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'),
     mode,
     zone: values.zone,
+    statsFlushIntervalMs: statsFlushInterval(values['stats-flush-interval']),
     adminPort: portOption(values['admin-port'], 'admin-port', 15000),
     outbound: { address: values['outbound-address'] ?? '127.0.0.1', port: portOption(values['outbound-port'], 'outbound-port', 15001) },
     inbound:

@@ -12,6 +12,21 @@ export function checkModel(model: MeshModel, refs: Reference[], regexes: RegexUs
   unique(model.services.map((s) => ({ key: `${s.namespace}/${s.name}`, what: `Service ${s.namespace}/${s.name}`, source: s.source })), errors);
   unique(model.routes.map((r) => ({ key: `${r.kind} ${r.namespace}/${r.name}`, what: `${r.kind} ${r.namespace}/${r.name}`, source: r.source })), errors);
   unique(model.policies.map((p) => ({ key: `${p.namespace}/${p.name}`, what: `TrafficPolicy ${p.namespace}/${p.name}`, source: p.source })), errors);
+  const canaries = model.canaries ?? [];
+  unique(canaries.map((c) => ({ key: `${c.namespace}/${c.name}`, what: `Canary ${c.namespace}/${c.name}`, source: c.source })), errors);
+  const byTarget = new Map<string, (typeof canaries)[number]>();
+  for (const c of canaries) {
+    const first = byTarget.get(`${c.target.namespace}/${c.target.service}`);
+    if (first) {
+      errors.push({ ...at(c.source), message: `Canary ${c.namespace}/${c.name}: Service ${c.target.service} already has Canary ${first.name} (${first.source?.file}:${first.source?.line}); one Canary per Service` });
+    } else byTarget.set(`${c.target.namespace}/${c.target.service}`, c);
+  }
+  for (const c of canaries) {
+    const target = services.get(`${c.target.namespace}/${c.target.service}`);
+    if (target && !target.ports.some((p) => p.appProtocol !== 'tcp')) {
+      errors.push({ ...at(c.source), message: `Canary ${c.namespace}/${c.name}: Service ${c.target.service} has only tcp ports; traffic is split per HTTP request` });
+    }
+  }
   for (const s of model.services) {
     const ports = new Set<number>();
     for (const p of s.ports) {

@@ -5,6 +5,7 @@ import {
   DEFAULT_TRUST_DOMAIN,
   type AppProtocol,
   type BackendRef,
+  type CanarySpec,
   type Endpoint,
   type HeaderModifier,
   type MeshModel,
@@ -75,8 +76,12 @@ export function convertDocument(kind: string, doc: Doc, ctx: ConvertContext): vo
       return;
     case 'AuthorizationPolicy':
       convertAuthorizationPolicy(doc, ctx);
+      return;
     case 'Telemetry':
       convertTelemetry(doc, ctx);
+      return;
+    case 'Canary':
+      convertCanary(doc, ctx);
       return;
   }
 }
@@ -434,4 +439,60 @@ export function hostPortProblem(address: string): string | undefined {
     return `has ${JSON.stringify(host)}, which is neither an IP address nor a DNS name`;
   }
   return undefined;
+}
+
+/** Shortest interval a Canary may use: sidecars report every few seconds, and an
+ *  interval must hold at least one report to judge. */
+export const MIN_CANARY_INTERVAL_MS = 1000;
+
+function convertCanary(doc: Doc, ctx: ConvertContext): void {
+  const namespace = namespaceOf(doc);
+  const name = `Canary ${namespace}/${doc.metadata.name}`;
+  const s = doc.spec;
+  const strategy = s.strategy ?? 'Canary';
+  if (strategy !== 'Canary') {
+    ctx.error(['spec', 'strategy'], `${name}: strategy ${strategy} is not implemented yet; only strategy Canary (weighted steps) is`);
+    return;
+  }
+  const target = { service: s.targetRef.name as string, namespace: (s.targetRef.namespace as string | undefined) ?? namespace };
+  const stable = { service: s.stable.name as string, namespace };
+  const canary = { service: s.canary.name as string, namespace };
+  reference(ctx, `${name}: targetRef`, ['spec', 'targetRef', 'name'], s.targetRef, namespace);
+  reference(ctx, `${name}: stable`, ['spec', 'stable', 'name'], s.stable, namespace);
+  reference(ctx, `${name}: canary`, ['spec', 'canary', 'name'], s.canary, namespace);
+  let ok = true;
+  const fail = (at: (string | number)[], message: string) => {
+    ctx.error(at, `${name}: ${message}`);
+    ok = false;
+  };
+  if (target.namespace !== namespace) fail(['spec', 'targetRef', 'namespace'], 'targetRef must be in the Canary\'s own namespace');
+  if (stable.service === canary.service) fail(['spec', 'canary', 'name'], `canary and stable are the same Service (${canary.service})`);
+  if (target.service === stable.service || target.service === canary.service) {
+    fail(['spec', 'targetRef', 'name'], `targetRef ${target.service} must be the Service clients call, not the stable or canary backend`);
+  }
+  const steps = s.steps as number[];
+  steps.forEach((w, i) => {
+    if (i > 0 && w <= steps[i - 1]) fail(['spec', 'steps', i], `steps must increase (step ${i} is ${w}, after ${steps[i - 1]})`);
+  });
+  const intervalMs = parseDuration(s.interval);
+  if (intervalMs < MIN_CANARY_INTERVAL_MS || intervalMs > 24 * 3_600_000) fail(['spec', 'interval'], `interval must be from 1s to 24h, not ${s.interval}`);
+  const a = s.analysis ?? {};
+  if (!ok) return;
+  const spec: CanarySpec = {
+    name: doc.metadata.name,
+    namespace,
+    target,
+    stable,
+    canary,
+    steps,
+    intervalMs,
+    analysis: {
+      minRequests: a.minRequests ?? 0,
+      failureLimit: a.failureLimit ?? 1,
+      ...(a.successRate ? { successRateMin: a.successRate.min } : {}),
+      ...(a.latencyP99 ? { latencyP99MaxMs: parseDuration(a.latencyP99.max) } : {}),
+    },
+    source: source(ctx),
+  };
+  (ctx.model.canaries ??= []).push(spec);
 }

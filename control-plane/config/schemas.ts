@@ -297,6 +297,32 @@ const telemetrySchema = obj(
   ['apiVersion', 'kind', 'metadata', 'spec'],
 );
 
+const canaryBackend = obj({ name: dnsLabel }, ['name']);
+const canarySchema = obj(
+  {
+    ...head(tesseraApiVersion, 'Canary'),
+    spec: obj(
+      {
+        targetRef,
+        stable: canaryBackend,
+        canary: canaryBackend,
+        strategy: { enum: ['Canary', 'BlueGreen', 'ParallelRun'] },
+        steps: list(int(1, 100), { minItems: 1, maxItems: 100 }),
+        interval: duration,
+        analysis: obj({
+          successRate: obj({ min: { type: 'number', minimum: 0, maximum: 100 } }, ['min']),
+          latencyP99: obj({ max: duration }, ['max']),
+          minRequests: int(0, 1_000_000_000),
+          failureLimit: int(1, 1000),
+        }),
+      },
+      ['targetRef', 'stable', 'canary', 'steps', 'interval'],
+    ),
+    status: { type: 'object' },
+  },
+  ['apiVersion', 'kind', 'metadata', 'spec'],
+);
+
 /** kind -> apiVersions it may come with, and its schema. */
 export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = {
   Service: { apiVersions: ['v1'], schema: serviceSchema },
@@ -307,4 +333,5 @@ export const KINDS: Record<string, { apiVersions: string[]; schema: object }> = 
   MeshConfig: { apiVersions: ['tessera.dev/v1alpha1'], schema: meshConfigSchema },
   AuthorizationPolicy: { apiVersions: ['tessera.dev/v1alpha1'], schema: authorizationPolicySchema },
   Telemetry: { apiVersions: ['tessera.dev/v1alpha1'], schema: telemetrySchema },
+  Canary: { apiVersions: ['tessera.dev/v1alpha1'], schema: canarySchema },
 };

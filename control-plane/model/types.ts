@@ -264,6 +264,29 @@ export interface Telemetry {
   source?: SourceRef;
 }
 
+/** Progressive delivery (DESIGN.md): traffic for `target` moves from `stable` to
+ *  `canary` step by step, judged by what the sidecars report. */
+export interface CanarySpec {
+  name: string;
+  namespace: string;
+  target: { service: string; namespace: string };
+  stable: { service: string; namespace: string };
+  canary: { service: string; namespace: string };
+  /** Canary weight (percent) of each step, increasing. */
+  steps: number[];
+  intervalMs: number;
+  analysis: {
+    /** Percent of non-5xx responses the canary must keep over an interval. */
+    successRateMin?: number;
+    latencyP99MaxMs?: number;
+    /** Below this many canary requests in an interval, the step waits. */
+    minRequests: number;
+    /** Failed analyses (not necessarily in a row) that roll the canary back. */
+    failureLimit: number;
+  };
+  source?: SourceRef;
+}
+
 /** Everything the config files declare, validated. */
 export interface MeshModel {
   services: MeshService[];
@@ -277,6 +300,8 @@ export interface MeshModel {
   mtlsOverrides?: MtlsOverride[];
   /** Telemetry documents (absent in models built before the kind existed). */
   telemetry?: Telemetry[];
+  /** Present only when a config declares a Canary. */
+  canaries?: CanarySpec[];
 }
 
 export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [], authorizationPolicies: [] });

@@ -43,8 +43,9 @@ export interface ChangeSummary {
   generation: number;
   /** config: a config change; registration: a registry change that adds or removes a
    *  service; endpoints: instances or health of existing services; retirement: clusters
-   *  kept after leaving the config are dropped. */
-  kind: 'config' | 'registration' | 'endpoints' | 'retirement';
+   *  kept after leaving the config are dropped; canary: a Canary controller moved
+   *  traffic (its note says which Canary, step and weight). */
+  kind: 'config' | 'registration' | 'endpoints' | 'retirement' | 'canary';
   /** Services whose endpoints changed (kind endpoints). */
   services: string[];
   /** What the caller said about the change (e.g. the config version and files). */
@@ -99,6 +100,8 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   private readonly options: Required<ReconcilerOptions>;
   /** The config as the files say it. */
   private config: MeshModel = emptyModel();
+  /** What controllers lay over the config before it is served (Canary weights). */
+  private overlay?: (config: MeshModel) => MeshModel;
   /** Registry instances by service key, with a fingerprint to tell what changed. */
   private registry = new Map<string, { endpoints: Endpoint[]; fingerprint: string }>();
   /** The model as served (config + services implied by registrations) and its view. */
@@ -185,6 +188,18 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
     }
   }
 
+  /** Sets what is laid over the config model before serving (the files stay as
+   *  they are); it takes effect with the next rebuild (publishOverlay, a config change). */
+  setOverlay(overlay: ((config: MeshModel) => MeshModel) | undefined): void {
+    this.overlay = overlay;
+  }
+
+  /** Serves what the overlay gives now, as a change of kind `canary`; a result that
+   *  cannot be served throws and publishes nothing. */
+  publishOverlay(note?: Record<string, unknown>): void {
+    this.rebuild({ strict: true, kind: 'canary', note });
+  }
+
   /** Like applyModel, but a failure is reported as an 'error' event. */
   setModel(model: MeshModel): void {
     try {
@@ -257,6 +272,7 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
   /** The model as served: registering an instance of a service no config file
    *  declares creates that service (as in Consul), its port taken from the instance. */
   private servedModel(): MeshModel {
+    const config = this.overlay ? this.overlay(this.config) : this.config;
     const declared = this.declared;
     const implied: MeshService[] = [];
     for (const [key, { endpoints }] of this.registry) {
@@ -264,9 +280,9 @@ export class Reconciler extends EventEmitter<ReconcilerEvents> {
       const e = endpoints[0];
       implied.push({ name: e.service, namespace: e.namespace, ports: [{ name: 'http', port: e.port, targetPort: e.port, appProtocol: 'http' }] });
     }
-    if (implied.length === 0) return this.config;
+    if (implied.length === 0) return config;
     implied.sort((a, b) => a.name.localeCompare(b.name));
-    return { ...this.config, services: [...this.config.services, ...implied] };
+    return { ...config, services: [...config.services, ...implied] };
   }
 
   // ---- full rebuild (config changes) ----

@@ -33,6 +33,8 @@ const INSTANCES = `${ROOT}instances/`;
 const REPLICAS = `${ROOT}replicas/`;
 const HEALTH = `${ROOT}health/`;
 const HEARTBEATS = `${ROOT}heartbeats/`;
+/** Controllers' state (Canary phase and step): `/tessera/state/<kind>/<key>`. */
+const STATE = `${ROOT}state/`;
 
 export interface EtcdStoreOptions {
   endpoints: string[];
@@ -240,6 +242,19 @@ export class EtcdStore implements RegistryStore {
   put(instance: StoredInstance): Promise<void> {
     return this.write(`registration of ${instance.service}/${instance.id}`, () =>
       this.client.put(`${INSTANCES}${instance.service}/${instance.id}`).value(JSON.stringify(instance)).exec(),
+    );
+  }
+
+  async loadState(kind: string): Promise<Map<string, unknown>> {
+    const prefix = `${STATE}${kind}/`;
+    const all = await this.timed(this.client.getAll().prefix(prefix).strings());
+    return new Map(Object.entries(all).map(([k, v]) => [k.slice(prefix.length), JSON.parse(v) as unknown]));
+  }
+
+  putState(kind: string, key: string, value: unknown): Promise<void> {
+    const k = `${STATE}${kind}/${key}`;
+    return this.write(`${kind} state ${key}`, () =>
+      value === undefined ? this.client.delete().key(k).exec() : this.client.put(k).value(JSON.stringify(value)).exec(),
     );
   }
 

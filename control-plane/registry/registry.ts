@@ -59,6 +59,11 @@ export class Registry extends EventEmitter<{ change: [] }> {
     super();
   }
 
+  /** Where controllers keep their state across restarts: the registry's store. */
+  get stateStore(): Pick<RegistryStore, 'loadState' | 'putState'> {
+    return this.store;
+  }
+
   /** The store's state, for /readyz. */
   storeStatus(): StoreStatus {
     return this.store.status?.() ?? { ok: true };

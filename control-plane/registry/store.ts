@@ -42,6 +42,10 @@ export interface RegistryStore {
   shareHealth(service: string, id: string, state: HealthState): Promise<void>;
   /** Passes a heartbeat to whichever replica checks the instance. */
   heartbeat(service: string, id: string): Promise<void>;
+  /** Small documents controllers keep across restarts (a Canary's phase and step),
+   *  by kind and key; `putState(kind, key, undefined)` deletes. */
+  loadState(kind: string): Promise<Map<string, unknown>>;
+  putState(kind: string, key: string, value: unknown): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -62,7 +66,17 @@ abstract class LocalStore implements RegistryStore {
   async heartbeat(service: string, id: string): Promise<void> {
     this.listener?.heartbeat?.(service, id);
   }
+  abstract loadState(kind: string): Promise<Map<string, unknown>>;
+  abstract putState(kind: string, key: string, value: unknown): Promise<void>;
   abstract close(): Promise<void>;
+}
+
+type StateMap = Record<string, Record<string, unknown>>;
+
+function setState(state: StateMap, kind: string, key: string, value: unknown): void {
+  if (value === undefined) {
+    if (state[kind]) delete state[kind][key];
+  } else (state[kind] ??= {})[key] = value;
 }
 
 export class StoreError extends Error {
@@ -75,11 +89,18 @@ export class StoreUnavailableError extends StoreError {
 }
 
 export class MemoryStore extends LocalStore {
+  private readonly state: StateMap = {};
   async load() {
     return [];
   }
   async put() {}
   async delete() {}
+  async loadState(kind: string) {
+    return new Map(Object.entries(this.state[kind] ?? {}));
+  }
+  async putState(kind: string, key: string, value: unknown) {
+    setState(this.state, kind, key, structuredClone(value));
+  }
   async close() {}
 }
 
@@ -91,7 +112,8 @@ const key = (service: string, id: string) => `${service}/${id}`;
  *  a write go out together in the next one. */
 export class FileStore extends LocalStore {
   private committed = new Map<string, StoredInstance>();
-  private queue: { change: (m: Map<string, StoredInstance>) => void; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private committedState: StateMap = {};
+  private queue: { change: (m: Map<string, StoredInstance>, state: StateMap) => void; resolve: () => void; reject: (e: Error) => void }[] = [];
   private draining?: Promise<void>;
   private failure?: { since: string; reason: string };
   private retryTimer?: NodeJS.Timeout;
@@ -112,14 +134,23 @@ export class FileStore extends LocalStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StoreError(`cannot read registry file ${this.file}: ${(err as Error).message}`);
     }
-    let data: { instances?: StoredInstance[] };
+    let data: { instances?: StoredInstance[]; state?: StateMap };
     try {
       data = JSON.parse(text);
     } catch (err) {
       throw new StoreError(`registry file ${this.file} is not valid JSON (${(err as Error).message}); move it aside to start empty`);
     }
     for (const i of data.instances ?? []) this.committed.set(key(i.service, i.id), i);
+    this.committedState = data.state ?? {};
     return [...this.committed.values()];
+  }
+
+  async loadState(kind: string): Promise<Map<string, unknown>> {
+    return new Map(Object.entries(structuredClone(this.committedState[kind] ?? {})));
+  }
+
+  putState(kind: string, key: string, value: unknown): Promise<void> {
+    return this.enqueue((_m, state) => setState(state, kind, key, value));
   }
 
   /** Temp files of writes that a crash cut short (ours carry the writer's pid). */
@@ -153,7 +184,7 @@ export class FileStore extends LocalStore {
     return this.enqueue((m) => m.delete(key(service, id)));
   }
 
-  private enqueue(change: (m: Map<string, StoredInstance>) => void): Promise<void> {
+  private enqueue(change: (m: Map<string, StoredInstance>, state: StateMap) => void): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ change, resolve, reject });
       this.draining ??= this.drain();
@@ -164,10 +195,12 @@ export class FileStore extends LocalStore {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0);
       const next = new Map(this.committed);
-      for (const op of batch) op.change(next);
+      const nextState = structuredClone(this.committedState);
+      for (const op of batch) op.change(next, nextState);
       try {
-        await this.write(next);
+        await this.write(next, nextState);
         this.committed = next;
+        this.committedState = nextState;
         if (this.failure) this.log?.(`registry file ${this.file} written again (failing since ${this.failure.since})`);
         this.failure = undefined;
         for (const op of batch) op.resolve();
@@ -195,11 +228,11 @@ export class FileStore extends LocalStore {
     this.retryTimer.unref();
   }
 
-  private async write(instances: Map<string, StoredInstance>): Promise<void> {
+  private async write(instances: Map<string, StoredInstance>, state: StateMap): Promise<void> {
     const dir = path.dirname(this.file);
     await fs.promises.mkdir(dir, { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const body = JSON.stringify({ version: 1, instances: [...instances.values()] }, null, 2) + '\n';
+    const body = JSON.stringify({ version: 1, instances: [...instances.values()], state }, null, 2) + '\n';
     try {
       const handle = await fs.promises.open(tmp, 'w');
       try {

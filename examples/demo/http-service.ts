@@ -1,7 +1,9 @@
 // A demo HTTP service that names itself in every answer (body and `x-backend`). With
 // `calls`, it first calls other mesh services through its sidecar's outbound listener
 // (Host: SERVICE), passing the trace headers of the request it serves on, so the
-// sidecars' spans of every hop join one trace.
+// sidecars' spans of every hop join one trace. For trying progressive delivery it can
+// be made to fail or to be slow: `errorPercent` answers 503 on that share of requests
+// (spread evenly, every 100/errorPercent-th request), `delayMs` waits before every answer.
 import http from 'node:http';
 
 /** What a mesh app copies from the request it serves to the requests it makes
@@ -30,7 +32,12 @@ export function traceHeaders(incoming: http.IncomingHttpHeaders): Record<string,
 export interface HttpServiceOptions {
   /** Services to call for each request, via the sidecar's outbound listener. */
   calls?: { outbound: { address: string; port: number }; services: string[] };
+  errorPercent?: number;
+  delayMs?: number;
 }
+
+/** The failure and latency knobs alone (what the Canary tests turn). */
+export type DemoBehaviour = Pick<HttpServiceOptions, 'errorPercent' | 'delayMs'>;
 
 interface UpstreamAnswer {
   service: string;
@@ -61,14 +68,25 @@ function callUpstream(outbound: { address: string; port: number }, service: stri
 }
 
 export async function startHttpService(name: string, port: number, host = '127.0.0.1', options: HttpServiceOptions = {}): Promise<http.Server> {
+  let served = 0;
   const server = http.createServer(async (req, res) => {
+    const n = ++served;
+    const percent = options.errorPercent ?? 0;
+    const injected = percent > 0 && Math.floor((n * percent) / 100) > Math.floor(((n - 1) * percent) / 100);
     const calls = options.calls;
     const upstream = calls ? await Promise.all(calls.services.map((s) => callUpstream(calls.outbound, s, req.url ?? '/', traceHeaders(req.headers)))) : undefined;
     // A failed dependency fails the request, as it would in a real app.
     const failed = upstream?.some((u) => u.status < 200 || u.status > 299);
-    res.writeHead(failed ? 502 : 200, { 'content-type': 'application/json', 'x-backend': name });
-    res.end(`${JSON.stringify({ service: name, path: req.url, at: new Date().toISOString(), ...(upstream ? { upstream } : {}) })}\n`);
+    const answer = () => {
+      res.writeHead(injected ? 503 : failed ? 502 : 200, { 'content-type': 'application/json', 'x-backend': name });
+      res.end(
+        `${JSON.stringify({ service: name, path: req.url, at: new Date().toISOString(), ...(upstream ? { upstream } : {}), ...(injected ? { error: 'injected failure' } : {}) })}\n`,
+      );
+    };
+    if (options.delayMs) setTimeout(answer, options.delayMs);
+    else answer();
   });
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

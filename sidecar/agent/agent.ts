@@ -130,6 +130,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     mode: o.xdsMode,
     adminPort: o.adminPort,
     zone: o.zone,
+    statsFlushIntervalMs: o.statsFlushIntervalMs,
     outbound: { address: o.outboundAddress, port: o.capture?.outboundPort ?? o.outboundPort },
     inbound: o.inboundPort ? { address: listenAddress, port: o.inboundPort, appPort: o.appPort, appAddress: '127.0.0.1' } : undefined,
     capture: o.capture ? { inboundPort: o.capture.inboundCapturePort } : undefined,

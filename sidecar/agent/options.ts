@@ -40,6 +40,8 @@ export interface AgentOptions {
   register: boolean;
   healthCheck: HealthCheck;
   zone?: string;
+  /** How often Envoy streams its stats to the control plane. */
+  statsFlushIntervalMs?: number;
   envoy?: string;
   workDir?: string;
   probes: Map<string, ProbeHandler>;
@@ -59,7 +61,7 @@ export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P
           [--address IP] [--control-plane URL] [--xds HOST:PORT,…] [--xds-mode sotw|delta] [--capture]
           [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
           [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
-          [--admin-token-file F] [--zone Z] [--envoy PATH] [--work-dir DIR]
+          [--admin-token-file F] [--zone Z] [--stats-flush-interval 5s] [--envoy PATH] [--work-dir DIR]
           [--join-token-file F | --kube-token-file F] [--trust-bundle-refresh 15s] [--cert-dir DIR] [--xds-tls]
           (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
            [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
@@ -97,6 +99,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       'health-check': { type: 'string' },
       'no-register': { type: 'boolean' },
       zone: { type: 'string' },
+      'stats-flush-interval': { type: 'string' },
       envoy: { type: 'string' },
       'work-dir': { type: 'string' },
       'join-token-file': { type: 'string' },
@@ -153,6 +156,11 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     return ms;
   });
   if (drainTimeoutMs === undefined) errors.push(`--drain-timeout (or TESSERA_DRAIN_TIMEOUT) must be a duration like 10s, got ${JSON.stringify(drainRaw)}`);
+  const flushRaw = pick('stats-flush-interval', 'TESSERA_STATS_FLUSH_INTERVAL');
+  const statsFlushIntervalMs = flushRaw === undefined ? undefined : attempt(() => parseDuration(flushRaw));
+  if (flushRaw !== undefined && !(statsFlushIntervalMs !== undefined && statsFlushIntervalMs >= 100 && statsFlushIntervalMs <= 3_600_000)) {
+    errors.push(`--stats-flush-interval (or TESSERA_STATS_FLUSH_INTERVAL) must be a duration from 100ms to 1h, got ${JSON.stringify(flushRaw)}`);
+  }
   const healthCheck = attempt(() => parseHealthCheck(pick('health-check') ?? 'tcp'));
   const probes = attempt(() => parseAppProbes(env.TESSERA_APP_PROBES)) ?? new Map();
   const tokenFile = pick('admin-token-file');
@@ -216,6 +224,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     register: !values['no-register'],
     healthCheck: healthCheck!,
     zone: pick('zone'),
+    statsFlushIntervalMs,
     envoy: pick('envoy', 'TESSERA_ENVOY'),
     workDir: pick('work-dir'),
     probes,

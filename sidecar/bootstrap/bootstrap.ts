@@ -23,6 +23,8 @@ export interface BootstrapOptions {
   /** Verify the control plane's xDS port over TLS: it must present this SPIFFE ID from
    *  the mesh CA (the bundle comes from the agent's SDS, so root rotation applies). */
   xdsTls?: { controlPlaneId: string };
+  /** How often Envoy streams its stats to the control plane (default 5 s, Envoy's own). */
+  statsFlushIntervalMs?: number;
 }
 
 export const XDS_CLUSTER = 'tessera_xds';
@@ -62,6 +64,46 @@ function xdsTlsSocket(controlPlaneId: string) {
     },
   };
 }
+
+export const DEFAULT_STATS_FLUSH_INTERVAL_MS = 5000;
+
+/** Stats Envoy creates: everything outside `cluster.`, the clusters Tessera does not
+ *  judge (inbound, xDS, passthrough) whole, and of each outbound cluster only what
+ *  operators and the agent read (request classes and time, connections, membership,
+ *  updates). The metrics service sink sends every stat Envoy has, so this is what
+ *  keeps its payload small; RE2 has no lookahead, hence the "not cluster." spelling. */
+export const STATS_INCLUSION = [
+  { safe_regex: { regex: '([^c]|c[^l]|cl[^u]|clu[^s]|clus[^t]|clust[^e]|cluste[^r]|cluster[^.]).*|c|cl|clu|clus|clust|cluste|cluster' } },
+  { safe_regex: { regex: 'cluster\\.(inbound\\||tessera_xds\\.|passthrough\\.).*' } },
+  {
+    safe_regex: {
+      regex:
+        'cluster\\.outbound\\|[^.]+\\.[^.]+\\.(upstream_rq_([1-5]xx|total|time|active|pending_active|pending_overflow|timeout|retry|retry_success)|' +
+        'upstream_cx_(total|active|connect_fail|connect_timeout|none_healthy)|update_(attempt|success|rejected|failure|empty|no_rebuild)|' +
+        'membership_(healthy|degraded|excluded|total|change)|lb_healthy_panic|outlier_detection\\.ejections_active|version)',
+    },
+  },
+];
+
+/** Envoy's metrics service sink, streaming to the control plane over the xDS cluster:
+ *  counters as deltas per flush, histograms as per-interval buckets only (no summary). */
+function statsSinks(): unknown[] {
+  return [
+    {
+      name: 'envoy.stat_sinks.metrics_service',
+      typed_config: {
+        '@type': 'type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig',
+        transport_api_version: 'V3',
+        grpc_service: { envoy_grpc: { cluster_name: XDS_CLUSTER } },
+        report_counters_as_deltas: true,
+        emit_tags_as_labels: false,
+        histogram_emit_mode: 'HISTOGRAM',
+      },
+    },
+  ];
+}
+
+const seconds = (ms: number) => `${ms / 1000}s`;
 
 export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
   if (o.xdsTls && !o.sds) throw new Error('xDS over TLS needs the agent\'s SDS (a workload certificate) for the trust bundle');
@@ -133,6 +175,9 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
     admin: {
       address: { socket_address: { address: o.adminAddress ?? '127.0.0.1', port_value: o.adminPort } },
     },
+    stats_sinks: statsSinks(),
+    stats_flush_interval: seconds(o.statsFlushIntervalMs ?? DEFAULT_STATS_FLUSH_INTERVAL_MS),
+    stats_config: { stats_matcher: { inclusion_list: { patterns: STATS_INCLUSION } } },
   };
 }
 

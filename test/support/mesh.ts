@@ -141,6 +141,7 @@ export async function startEnvoy(
     outboundPort?: number;
     /** Envoy runtime keys (a static layer), e.g. to make one Envoy differ from another. */
     runtime?: Record<string, unknown>;
+    statsFlushIntervalMs?: number;
   },
 ): Promise<EnvoyProcess> {
   const adminPort = opts.adminPort ?? (await freePort());
@@ -153,6 +154,7 @@ export async function startEnvoy(
     mode: opts.mode,
     adminPort,
     zone: opts.zone,
+    statsFlushIntervalMs: opts.statsFlushIntervalMs,
     outbound: { address: '127.0.0.1', port: outboundPort },
     inbound: opts.inbound && { address: '127.0.0.1', port: opts.inbound.port, appPort: opts.inbound.appPort, appAddress: '127.0.0.1' },
   });

@@ -1,0 +1,299 @@
+// The Canary controller: for each Canary in the config it serves a traffic split for
+// the target Service (an overlay on the served model, never the user's files), judges
+// the canary backend every interval from what the sidecars report, and moves to the
+// next step, waits, counts a failure, rolls back or promotes. Its state lives in the
+// registry's store, so a restarted control plane resumes each Canary at its step.
+import { createHash } from 'node:crypto';
+import type { CanarySpec, MeshModel } from '../model/types.ts';
+import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
+import { analyze, type Analysis } from './analysis.ts';
+import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
+
+export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
+export type CanaryAction = 'pause' | 'resume' | 'promote' | 'abort';
+export const CANARY_ACTIONS: CanaryAction[] = ['pause', 'resume', 'promote', 'abort'];
+
+export interface LastAnalysis extends Analysis {
+  at: string;
+  windowSeconds: number;
+  /** 1-based step and the weight the canary had while it was judged. */
+  step: number;
+  weight: number;
+  /** The stable backend over the same window, for comparison. */
+  stable: { requests: number; successRate: number | null; p99Ms: number | null };
+}
+
+/** What is stored per Canary (JSON). */
+export interface CanaryState {
+  specHash: string;
+  phase: CanaryPhase;
+  /** Index into spec.steps. */
+  step: number;
+  weight: number;
+  failures: number;
+  /** Start (ms since epoch) of the window the next analysis judges. */
+  windowStart: number;
+  stepStartedAt: string;
+  message: string;
+  lastAnalysis?: LastAnalysis;
+  updatedAt: string;
+}
+
+export interface CanaryControllerDeps {
+  traffic: { destination(to: ServiceRef, since: number, until?: number): Totals; retainAtLeast(ms: number): void };
+  /** Publishes the served model again (the overlay changed); throws if it cannot be served. */
+  publish: (note: Record<string, unknown>) => void;
+  store: { loadState(kind: string): Promise<Map<string, unknown>>; putState(kind: string, key: string, value: unknown): Promise<void> };
+  log: (line: string) => void;
+  now?: () => number;
+  tickMs?: number;
+}
+
+export class CanaryActionError extends Error {
+  constructor(
+    message: string,
+    readonly status: 404 | 409,
+  ) {
+    super(message);
+  }
+}
+
+const STATE_KIND = 'canaries';
+const keyOf = (c: { namespace: string; name: string }) => `${c.namespace}/${c.name}`;
+
+export function specHash(spec: CanarySpec): string {
+  const { source: _source, ...rest } = spec;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+export class CanaryController {
+  private readonly specs = new Map<string, CanarySpec>();
+  private readonly states = new Map<string, CanaryState>();
+  private readonly now: () => number;
+  private readonly timer: NodeJS.Timeout;
+  private ticking = false;
+
+  constructor(private readonly deps: CanaryControllerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.timer = setInterval(() => this.tick(), deps.tickMs ?? 250);
+    this.timer.unref();
+  }
+
+  /** Reads the stored states; a Progressing Canary restarts its current interval. */
+  async load(): Promise<void> {
+    for (const [key, value] of await this.deps.store.loadState(STATE_KIND)) {
+      const state = value as CanaryState;
+      if (state.phase === 'Progressing') state.windowStart = this.now();
+      this.states.set(key, state);
+    }
+  }
+
+  /** Lays the splits over a config model (Reconciler.setOverlay). A Canary without a
+   *  state for its current spec starts at its first step. */
+  readonly overlay = (config: MeshModel): MeshModel => applySplits(config, this.splitsFor(config.canaries ?? []));
+
+  private splitsFor(specs: CanarySpec[]): TrafficSplit[] {
+    return specs.map((spec) => {
+      const state = this.states.get(keyOf(spec));
+      const weight = state && state.specHash === specHash(spec) ? state.weight : spec.steps[0];
+      return { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: weight };
+    });
+  }
+
+  /** After a config was applied: new or changed Canaries start over, removed ones are forgotten. */
+  sync(model: MeshModel): void {
+    const specs = new Map((model.canaries ?? []).map((c) => [keyOf(c), c]));
+    for (const key of [...this.states.keys()]) {
+      if (!specs.has(key)) {
+        this.states.delete(key);
+        this.persist(key, undefined);
+        this.deps.log(`canary ${key}: removed from the config; its traffic split is no longer served`);
+      }
+    }
+    this.specs.clear();
+    for (const [key, spec] of specs) {
+      this.specs.set(key, spec);
+      this.deps.traffic.retainAtLeast(2 * spec.intervalMs);
+      const hash = specHash(spec);
+      const state = this.states.get(key);
+      if (state?.specHash === hash) continue;
+      const now = this.now();
+      const fresh: CanaryState = {
+        specHash: hash,
+        phase: 'Progressing',
+        step: 0,
+        weight: spec.steps[0],
+        failures: 0,
+        windowStart: now,
+        stepStartedAt: new Date(now).toISOString(),
+        message: `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
+        updatedAt: new Date(now).toISOString(),
+      };
+      if (!splitTakesEffect(model, spec)) {
+        fresh.message = `no rule of the routes for ${spec.target.service} sends to ${spec.stable.service}: the split changes nothing`;
+      }
+      this.states.set(key, fresh);
+      this.persist(key, fresh);
+      this.deps.log(`canary ${key}: ${state ? 'spec changed, starting over' : 'started'} at ${fresh.weight}% to ${spec.canary.service}`);
+    }
+  }
+
+  /** Judges every Progressing Canary whose interval is over. */
+  tick(): void {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const now = this.now();
+      for (const [key, spec] of this.specs) {
+        const state = this.states.get(key);
+        if (state?.phase !== 'Progressing' || now - state.windowStart < spec.intervalMs) continue;
+        this.judge(key, spec, state, now);
+      }
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private judge(key: string, spec: CanarySpec, state: CanaryState, now: number): void {
+    const canary = this.deps.traffic.destination(spec.canary, state.windowStart, now + 1);
+    const stable = this.deps.traffic.destination(spec.stable, state.windowStart, now + 1);
+    const verdict = analyze(spec.analysis, canary);
+    const stableVerdict = analyze({ minRequests: 0, failureLimit: 1 }, stable);
+    const last: LastAnalysis = {
+      ...verdict,
+      at: new Date(now).toISOString(),
+      windowSeconds: Math.round((now - state.windowStart) / 100) / 10,
+      step: state.step + 1,
+      weight: state.weight,
+      stable: { requests: stableVerdict.requests, successRate: stableVerdict.successRate, p99Ms: stableVerdict.p99Ms },
+    };
+    const next: CanaryState = { ...state, lastAnalysis: last, windowStart: now, updatedAt: last.at };
+    const steps = spec.steps.length;
+    if (verdict.result === 'waiting') {
+      next.message = `step ${state.step + 1}/${steps} at ${state.weight}%: ${verdict.message}`;
+    } else if (verdict.result === 'failed') {
+      next.failures = state.failures + 1;
+      if (next.failures >= spec.analysis.failureLimit) {
+        Object.assign(next, { phase: 'RolledBack', weight: 0, stepStartedAt: last.at });
+        next.message = `rolled back after ${next.failures}/${spec.analysis.failureLimit} failed analyses: ${verdict.message}`;
+      } else {
+        next.message = `step ${state.step + 1}/${steps} at ${state.weight}%: analysis failed (${next.failures}/${spec.analysis.failureLimit}): ${verdict.message}`;
+      }
+    } else if (state.step + 1 < steps) {
+      Object.assign(next, { step: state.step + 1, weight: spec.steps[state.step + 1], stepStartedAt: last.at });
+      next.message = `step ${next.step + 1}/${steps}: ${next.weight}% to ${spec.canary.service} (step ${state.step + 1} passed: ${verdict.message})`;
+    } else {
+      Object.assign(next, { phase: 'Promoted', weight: 100, stepStartedAt: last.at });
+      next.message = `promoted: all traffic to ${spec.canary.service} (last step passed: ${verdict.message})`;
+    }
+    this.commit(key, spec, state, next, verdict.message);
+  }
+
+  /** Stores the new state and, when the weight moved, serves it (a change of kind canary). */
+  private commit(key: string, spec: CanarySpec, before: CanaryState, next: CanaryState, reason: string): void {
+    this.states.set(key, next);
+    if (next.weight !== before.weight) {
+      try {
+        this.deps.publish({ canary: key, phase: next.phase, step: next.step + 1, steps: spec.steps.length, weight: next.weight, reason });
+      } catch (err) {
+        this.states.set(key, before);
+        this.deps.log(`canary ${key}: weight ${next.weight}% cannot be served, staying at ${before.weight}%: ${(err as Error).message}`);
+        return;
+      }
+    }
+    if (next.phase !== before.phase || next.weight !== before.weight || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
+    this.persist(key, next);
+  }
+
+  /** pause, resume, promote or abort by hand. */
+  act(namespace: string, name: string, action: CanaryAction): CanaryView {
+    const key = `${namespace}/${name}`;
+    const spec = this.specs.get(key);
+    const state = this.states.get(key);
+    if (!spec || !state) throw new CanaryActionError(`no Canary ${key} (see GET /api/v1/canaries)`, 404);
+    const now = this.now();
+    const at = new Date(now).toISOString();
+    const next: CanaryState = { ...state, updatedAt: at };
+    const open = state.phase === 'Progressing' || state.phase === 'Paused';
+    const refuse = () => {
+      throw new CanaryActionError(`Canary ${key} is ${state.phase}: ${action} does not apply (change its spec to start it over)`, 409);
+    };
+    switch (action) {
+      case 'pause':
+        if (state.phase !== 'Progressing') refuse();
+        Object.assign(next, { phase: 'Paused', message: `paused by hand at step ${state.step + 1}/${spec.steps.length} (${state.weight}%)` });
+        break;
+      case 'resume':
+        if (state.phase !== 'Paused') refuse();
+        Object.assign(next, { phase: 'Progressing', windowStart: now, message: `resumed by hand at step ${state.step + 1}/${spec.steps.length} (${state.weight}%)` });
+        break;
+      case 'promote':
+        if (!open) refuse();
+        Object.assign(next, { phase: 'Promoted', weight: 100, stepStartedAt: at, message: `promoted by hand: all traffic to ${spec.canary.service}` });
+        break;
+      case 'abort':
+        if (!open) refuse();
+        Object.assign(next, { phase: 'RolledBack', weight: 0, stepStartedAt: at, message: `aborted by hand: all traffic to ${spec.stable.service}` });
+        break;
+    }
+    this.commit(key, spec, state, next, `${action} by hand`);
+    return this.view(key)!;
+  }
+
+  private persist(key: string, state: CanaryState | undefined): void {
+    this.deps.store.putState(STATE_KIND, key, state).catch((err: Error) => this.deps.log(`canary ${key}: state not stored: ${err.message}`));
+  }
+
+  list(): CanaryView[] {
+    return [...this.specs.keys()].map((k) => this.view(k)).filter((v): v is CanaryView => v !== undefined);
+  }
+
+  view(key: string): CanaryView | undefined {
+    const spec = this.specs.get(key);
+    const state = this.states.get(key);
+    if (!spec || !state) return undefined;
+    return {
+      name: spec.name,
+      namespace: spec.namespace,
+      target: spec.target.service,
+      stable: spec.stable.service,
+      canary: spec.canary.service,
+      phase: state.phase,
+      step: state.step + 1,
+      steps: spec.steps,
+      weight: state.weight,
+      failures: state.failures,
+      failureLimit: spec.analysis.failureLimit,
+      intervalSeconds: spec.intervalMs / 1000,
+      stepStartedAt: state.stepStartedAt,
+      nextAnalysisAt: state.phase === 'Progressing' ? new Date(state.windowStart + spec.intervalMs).toISOString() : undefined,
+      message: state.message,
+      lastAnalysis: state.lastAnalysis,
+      source: spec.source ? `${spec.source.file}:${spec.source.line}` : undefined,
+    };
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+}
+
+export interface CanaryView {
+  name: string;
+  namespace: string;
+  target: string;
+  stable: string;
+  canary: string;
+  phase: CanaryPhase;
+  step: number;
+  steps: number[];
+  weight: number;
+  failures: number;
+  failureLimit: number;
+  intervalSeconds: number;
+  stepStartedAt: string;
+  nextAnalysisAt?: string;
+  message: string;
+  lastAnalysis?: LastAnalysis;
+  source?: string;
+}

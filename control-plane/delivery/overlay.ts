@@ -1,0 +1,71 @@
+// The traffic split a Canary controller serves, laid over the config model: the
+// user's files are never written, so a config reload (or a git sync) does not fight
+// it. Pure: model + weights in, the model as served out.
+import type { BackendRef, MeshModel, Route, RouteRule } from '../model/types.ts';
+
+export interface TrafficSplit {
+  /** Canary namespace/name, for the synthetic route's name. */
+  name: string;
+  namespace: string;
+  target: { service: string; namespace: string };
+  stable: { service: string; namespace: string };
+  canary: { service: string; namespace: string };
+  /** Percent of the target's traffic the canary gets (0..100). */
+  canaryWeight: number;
+}
+
+const same = (b: { service: string; namespace: string }, s: { service: string; namespace: string }) => b.service === s.service && b.namespace === s.namespace;
+
+/** Routes attached to the target: every rule that sends to the stable backend sends
+ *  to stable and canary by the split instead (a rule that names only the canary, such
+ *  as a header match for testers, is left alone). Without any route for the target, a
+ *  route with one such rule is added. */
+export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel {
+  if (splits.length === 0) return model;
+  let routes = model.routes;
+  for (const split of splits) {
+    const attached = routes.some((r) => r.parents.some((p) => same(p, split.target)));
+    if (!attached) {
+      const route: Route = {
+        kind: 'HTTPRoute',
+        name: `canary-${split.name}`,
+        namespace: split.namespace,
+        parents: [{ service: split.target.service, namespace: split.target.namespace }],
+        rules: [{ matches: [], backends: splitBackends(split), filters: [] }],
+      };
+      routes = [...routes, route];
+      continue;
+    }
+    const canaryPorts = new Set(model.services.find((s) => s.name === split.canary.service && s.namespace === split.canary.namespace)?.ports.map((p) => p.port));
+    routes = routes.map((r) =>
+      r.parents.some((p) => same(p, split.target)) ? { ...r, rules: r.rules.map((rule) => splitRule(rule, split, canaryPorts)) } : r,
+    );
+  }
+  return { ...model, routes };
+}
+
+function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number>): RouteRule {
+  const stable = rule.backends.find((b) => same(b, split.stable));
+  if (!stable) return rule;
+  // The canary's port: as the rule names it, else the stable's if the canary has it, else its first.
+  const named = rule.backends.find((b) => same(b, split.canary))?.port;
+  const canaryPort = named ?? (stable.port !== undefined && canaryPorts.has(stable.port) ? stable.port : undefined);
+  return { ...rule, backends: splitBackends(split, stable.port, canaryPort) };
+}
+
+/** Without a port, a backend is its Service's first port (translate's rule). */
+function splitBackends(split: TrafficSplit, stablePort?: number, canaryPort?: number): BackendRef[] {
+  const w = Math.max(0, Math.min(100, Math.round(split.canaryWeight)));
+  const out: BackendRef[] = [];
+  // Weight 0 is left out: Envoy needs a positive total, and nothing should reach it.
+  if (w < 100) out.push({ ...split.stable, ...(stablePort !== undefined ? { port: stablePort } : {}), weight: 100 - w });
+  if (w > 0) out.push({ ...split.canary, ...(canaryPort !== undefined ? { port: canaryPort } : {}), weight: w });
+  return out;
+}
+
+/** Whether a split changes anything the target's clients see (a route for the
+ *  target that never sends to the stable backend is left as it is). */
+export function splitTakesEffect(model: MeshModel, split: Omit<TrafficSplit, 'canaryWeight'>): boolean {
+  const attached = model.routes.filter((r) => r.parents.some((p) => same(p, split.target)));
+  return attached.length === 0 || attached.some((r) => r.rules.some((rule) => rule.backends.some((b) => same(b, split.stable))));
+}
