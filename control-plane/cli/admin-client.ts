@@ -7,8 +7,9 @@ export interface AdminTarget {
   token?: string;
 }
 
-export async function adminGet<T>(target: AdminTarget, path: string): Promise<T> {
+export async function adminGet<T>(target: AdminTarget, path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
   const res = await request(target.adminUrl.replace(/\/$/, '') + path, {
+    method,
     headers: target.token ? { authorization: `Bearer ${target.token}` } : {},
   }).catch((err: Error) => {
     throw new Error(`cannot reach the admin API at ${target.adminUrl}: ${err.message}`);
@@ -21,7 +22,7 @@ export async function adminGet<T>(target: AdminTarget, path: string): Promise<T>
     } catch {
       /* not JSON: keep the text */
     }
-    throw new Error(`GET ${path}: ${res.statusCode} ${message}`);
+    throw new Error(`${method} ${path}: ${res.statusCode} ${message}`);
   }
   return JSON.parse(body) as T;
 }
@@ -52,7 +53,15 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
     }
     if (what === 'proxies') return printProxies(target, json, out);
     if (what === 'routes') return printRoutes(target, json, out);
-    throw new Error(`get what? one of services, proxies, routes (got ${JSON.stringify(what)})`);
+    if (what === 'config') {
+      const { printConfig } = await import('./config-source.ts');
+      return printConfig(target, json, out);
+    }
+    throw new Error(`get what? one of services, proxies, routes, config (got ${JSON.stringify(what)})`);
+  }
+  if (command === 'config') {
+    const { steerConfigSource } = await import('./config-source.ts');
+    return steerConfigSource(target, positionals[0], json, out);
   }
   if (command === 'proxy-status') return printProxies(target, json, out);
   if (command === 'config-dump') {

@@ -3,12 +3,14 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { envoyBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+import { parseDuration } from '../config/duration.ts';
+import { DEFAULT_GIT_INTERVAL_MS, isGitSource, MAX_GIT_INTERVAL_MS, MIN_GIT_INTERVAL_MS, parseGitSource, type GitSourceSpec } from '../config/git-url.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
 commands:
-  control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
-                [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
+  control-plane --config DIR|git+URL[#BRANCH][:PATH] [--git-interval 30s] [--xds-port 18000] [--admin-port 18080]
+                [--address 0.0.0.0] [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
@@ -18,7 +20,8 @@ commands:
   capture [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
           [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--outbound-port 15001]
           [--inbound-capture-port 15006] [--remove]
-  get services|proxies [--admin URL] [-o json]
+  get services|proxies|routes|config [--admin URL] [-o json]
+  config suspend|resume|sync [--admin URL]   (the git config source; token from TESSERA_TOKEN)
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
@@ -76,6 +79,7 @@ async function run(command: string | undefined, args: string[]): Promise<number 
       return statusCommand(args);
     }
     case 'get':
+    case 'config':
     case 'proxy-status':
     case 'config-dump': {
       const { adminCommand } = await import('./admin-client.ts');
@@ -114,13 +118,17 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
       address: { type: 'string' },
       store: { type: 'string' },
       'admin-token-file': { type: 'string' },
+      'git-interval': { type: 'string' },
     },
   });
+  const git = values.config !== undefined && isGitSource(values.config) ? gitOption(values.config, values['git-interval']) : undefined;
+  if (!git && values['git-interval'] !== undefined) throw new UsageError('--git-interval applies to --config git+URL#BRANCH:PATH only');
   const { startControlPlane } = await import('../main.ts');
   const token = values['admin-token-file'] ? fs.readFileSync(values['admin-token-file'], 'utf8').trim() : undefined;
   if (values['admin-token-file'] && !token) throw new UsageError(`--admin-token-file ${values['admin-token-file']} is empty`);
   const cp = await startControlPlane({
-    configDir: values.config,
+    configDir: git ? undefined : values.config,
+    git,
     xdsPort: portOption(values['xds-port'], 'xds-port', 18000),
     adminPort: portOption(values['admin-port'], 'admin-port', 18080),
     address: values.address ?? '0.0.0.0',
@@ -133,6 +141,25 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   return undefined;
+}
+
+function gitOption(config: string, interval: string | undefined): { source: GitSourceSpec; intervalMs: number } {
+  let source: GitSourceSpec;
+  try {
+    source = parseGitSource(config);
+  } catch (err) {
+    throw new UsageError(`--config: ${(err as Error).message}`);
+  }
+  let intervalMs = DEFAULT_GIT_INTERVAL_MS;
+  if (interval !== undefined) {
+    try {
+      intervalMs = parseDuration(interval);
+    } catch (err) {
+      throw new UsageError(`--git-interval: ${(err as Error).message}`);
+    }
+    if (intervalMs < MIN_GIT_INTERVAL_MS || intervalMs > MAX_GIT_INTERVAL_MS) throw new UsageError(`--git-interval must be from 1s to 24h, got ${interval}`);
+  }
+  return { source, intervalMs };
 }
 
 function bootstrap(args: string[]): number {
