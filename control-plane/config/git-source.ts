@@ -133,7 +133,7 @@ class GitSource implements SteerableConfigSource {
       this.suspended = true;
       clearTimeout(this.timer);
       this.timer = undefined;
-      this.log(`git: ${this.name} suspended: no fetch and no new revision applied until resumed; ${this.state.appliedRevision ?? 'nothing'} keeps serving`);
+      this.log(`git: ${this.name} suspended: no fetch and no new revision applied until resumed; ${this.state.appliedRevision ? `revision ${this.state.appliedRevision} keeps serving` : 'nothing applied yet'}`);
       this.opts.onFetch?.(undefined, this.status());
     }
     return this.status();
@@ -197,14 +197,14 @@ class GitSource implements SteerableConfigSource {
       this.schedule();
       return;
     }
+    let readable = true;
     try {
-      if (this.state.consecutiveFailures > 0) this.log(`git: fetching ${this.name} works again after ${this.state.consecutiveFailures} failed attempts`);
+      if (this.state.consecutiveFailures > 0) this.log(`git: fetching ${this.name} works again after ${this.state.consecutiveFailures} failed attempt${this.state.consecutiveFailures === 1 ? '' : 's'}`);
       this.logged = undefined;
       this.state.consecutiveFailures = 0;
       this.state.fetchedRevision = revision;
       this.state.fetchedAt = new Date().toISOString();
       if (this.state.lastError?.kind === 'fetch') this.state.lastError = this.configError;
-      this.opts.onFetch?.(true, this.status());
       if (revision === this.processed) return;
       const result = await this.loadRevision(revision);
       // Suspended (or closed) while this revision was being read: it is not applied.
@@ -231,8 +231,10 @@ class GitSource implements SteerableConfigSource {
       this.processed = revision;
     } catch (err) {
       // Checking a fetched revision out failed (disk full?): tried again next time.
+      readable = false;
       this.fetchFailed(`revision ${revision} could not be read: ${(err as Error).message}`);
     } finally {
+      if (readable) this.opts.onFetch?.(true, this.status());
       this.schedule();
     }
   }
@@ -270,7 +272,7 @@ class GitSource implements SteerableConfigSource {
       fs.mkdirSync(this.gitDir, { recursive: true });
       fs.mkdirSync(this.treeDir, { recursive: true });
       // No templates: the git dir starts without sample hooks or anything else.
-      await this.git(['init', '--bare', '--quiet', '--template='], 'git init of the cache');
+      await this.git(['init', '--bare', '--quiet', '--template='], 'creating the git cache');
       this.initialized = true;
     }
     const refspec = `+refs/heads/${this.spec.branch}:${FETCHED_REF}`;
@@ -278,7 +280,7 @@ class GitSource implements SteerableConfigSource {
       this.git(
         ['-c', 'gc.autoDetach=false', '-c', 'maintenance.autoDetach=false', 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules', '--no-write-fetch-head',
           ...(shallow ? ['--depth', '1'] : []), 'origin', refspec],
-        `git fetch of branch ${this.spec.branch} from ${this.spec.display}`,
+        `fetch of branch ${this.spec.branch} from ${this.spec.display}`,
         true,
       );
     try {

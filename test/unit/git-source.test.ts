@@ -4,6 +4,7 @@
 // and SHA, fetch failures reported, suspend and sync.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { loadConfigDir } from '../../control-plane/config/load.ts';
@@ -106,7 +107,7 @@ spec:
   ports: [{name: http, port: 80, appProtocol: http}]
 `;
 
-function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; accept?: boolean } = {}) {
+function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; accept?: boolean; timeoutMs?: number } = {}) {
   const results: GitLoadResult[] = [];
   const lines: string[] = [];
   const source = watchGitSource(
@@ -115,7 +116,7 @@ function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; a
       results.push(r);
       return (opts.accept ?? true) && r.errors.length === 0;
     },
-    { intervalMs: opts.intervalMs ?? 200, load: async (dir, limits) => loadConfigDir(dir, limits), log: (l) => lines.push(l), repeatLogMs: 60_000 },
+    { intervalMs: opts.intervalMs ?? 200, timeoutMs: opts.timeoutMs, load: async (dir, limits) => loadConfigDir(dir, limits), log: (l) => lines.push(l), repeatLogMs: 60_000 },
   );
   t.teardown(() => source.close());
   return { source, results, lines };
@@ -184,7 +185,7 @@ test('an unreachable repository with credentials in its URL is reported without 
   await waitFor('the failure', () => w.source.status().lastError, 10_000);
   fs.cpSync(r.dir, later, { recursive: true });
   await waitFor('the revision once the repository exists', () => w.source.status().appliedRevision === sha, 10_000);
-  t.true(w.lines.some((l) => /works again after \d+ failed attempts/.test(l)), w.lines.join('\n'));
+  t.true(w.lines.some((l) => /works again after \d+ failed attempts?/.test(l)), w.lines.join('\n'));
 });
 
 test('suspended, no new revision is applied and sync is refused; resumed, the newest applies; sync fetches at once', async (t) => {
@@ -214,4 +215,35 @@ test('a revision the control plane refuses to serve is not marked applied', asyn
   await waitFor('the revision to be handed over', () => results.length > 0 && source.status().lastError, 10_000);
   t.is(source.status().appliedRevision, undefined);
   t.regex(source.status().lastError!.message, /was not applied/);
+});
+
+test('a symlink in the repository is read as the link text, never as the file it points to', async (t) => {
+  const r = repo(t);
+  fs.mkdirSync(path.join(r.dir, 'mesh'));
+  fs.symlinkSync('/etc/passwd', path.join(r.dir, 'mesh', 'leak.yaml'));
+  const sha = r.commit({ 'mesh/a.yaml': service('a') }, 'a link out of the repository');
+  const { results } = watch(t, `git+${r.dir}#main:mesh`);
+  await waitFor('the revision', () => results.length > 0, 10_000);
+  t.is(results[0].revision, sha);
+  const leak = results[0].errors.find((e) => e.file === 'mesh/leak.yaml');
+  t.truthy(leak, JSON.stringify(results[0].errors));
+  t.regex(leak!.message, /must be a mapping/, 'the text "/etc/passwd" is no config document');
+  t.false(JSON.stringify(results[0]).includes('root:'), 'nothing of /etc/passwd was read');
+});
+
+test('a repository that accepts the connection and never answers is given up at the deadline and tried again', async (t) => {
+  const sockets: net.Socket[] = [];
+  const silent = net.createServer((s) => sockets.push(s));
+  await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    silent.close();
+  });
+  const port = (silent.address() as net.AddressInfo).port;
+  const started = Date.now();
+  const { source } = watch(t, `git+http://127.0.0.1:${port}/repo.git`, { timeoutMs: 700, intervalMs: 300 });
+  await waitFor('the deadline', () => source.status().lastError, 10_000);
+  t.true(Date.now() - started < 5000);
+  t.regex(source.status().lastError!.message, /took over 0\.7 s and was stopped/);
+  await waitFor('a second attempt', () => source.status().consecutiveFailures >= 2, 10_000);
 });
