@@ -240,6 +240,7 @@ class GitSource implements SteerableConfigSource {
   }
 
   private fetchFailed(raw: string): void {
+    if (this.closed) return; // the git command was ended by close()
     const message = redactText(raw, this.spec.secrets);
     this.state.consecutiveFailures++;
     this.state.lastError = { kind: 'fetch', message, at: new Date().toISOString() };

@@ -144,7 +144,10 @@ envoyTest.serial('commits to a git branch served over HTTP steer real traffic: a
   await new Promise((r) => setTimeout(r, 4000)); // four poll intervals
   t.deepEqual(await tally(envoy.outboundPort, 'web', 30), { 'web-v1': 30 }, 'nothing applied while suspended');
   c = await config();
-  t.like(c, { revision: fixed, source: { suspended: true, appliedRevision: fixed, fetchedRevision: fixed } });
+  t.like(c, { revision: fixed, source: { suspended: true, appliedRevision: fixed } });
+  const fetchedWhileSuspended = c.source.fetchedAt;
+  await new Promise((r) => setTimeout(r, 1500));
+  t.is((await config()).source.fetchedAt, fetchedWhileSuspended, 'no fetch while suspended');
   t.regex(await (await request(`${cp.adminUrl}/metrics`)).body.text(), /^tessera_config_git_suspended 1$/m);
 
   const resumed = await post('resume', 'let-me-steer');
