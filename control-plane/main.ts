@@ -88,7 +88,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // Validated and translated once: applyModel publishes only if every proxy
       // group's snapshot could be built.
       try {
-        reconciler.applyModel(result.model, { configVersion: version, files: result.files });
+        // The revision goes into the changes feed, so `tessera status` tells which commit reached which proxies.
+        reconciler.applyModel(result.model, { configVersion: version, files: result.files, ...(result.revision ? { revision: result.revision } : {}) });
       } catch (err) {
         const file = options.configDir ?? (options.git ? describeGitSource(options.git.source) : '');
         errors = [{ file, line: 0, message: `config cannot be served: ${(err as Error).message}`, revision: result.revision }];

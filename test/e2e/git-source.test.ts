@@ -174,6 +174,13 @@ envoyTest.serial('commits to a git branch served over HTTP steer real traffic: a
   t.is(synced.body.source.lastError, undefined);
   await waitFor('v1 again', () => onlyTo('web-v1'), 10_000, 100);
 
+  // The changes feed names the commit, so `tessera status --wait` after a push tells which proxies have it.
+  const change = await waitFor('the change to be ACKed', async () => {
+    const latest = await cp.api<{ kind: string; note?: { revision?: string }; acked: number }>('/api/v1/changes/latest');
+    return latest.note?.revision === last && latest.acked > 0 && latest;
+  }, 10_000);
+  t.is(change.kind, 'config');
+
   const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
   t.regex(metrics, new RegExp(`^tessera_config_git_revision_info\\{state="applied",revision="${last}"\\} 1$`, 'm'));
   t.regex(metrics, /^tessera_config_git_fetches_total\{result="failed"\} [1-9]/m);

@@ -119,6 +119,8 @@ export async function serveGit(t: Owner, root: string, mode: 'dumb' | 'smart', p
         }
         res.writeHead(status, headers).end(all.subarray(split + 4));
       });
+      // http-backend reads no body for a GET and may be gone before it is written.
+      cgi.stdin.on('error', () => {});
       cgi.stdin.end(body);
     });
   });
