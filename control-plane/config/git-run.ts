@@ -64,7 +64,8 @@ export function runGit(args: string[], opts: GitRunOptions): Promise<GitResult> 
       resolve({ code, stdout, stderr, timedOut });
     };
     child.once('error', (err) => {
-      stderr += `cannot run git: ${err.message}`;
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      stderr += missing ? 'the git CLI is not on PATH (the git config source runs it; install git)' : `cannot run git: ${err.message}`;
       done(null);
     });
     child.once('close', (code) => done(code));
