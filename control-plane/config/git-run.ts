@@ -1,6 +1,7 @@
 // Running the `git` CLI for the git config source: no shell, a deadline per command,
 // nothing from the fetched repository ever executed, and no prompt ever waited on.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 
 export interface GitRunOptions {
   gitDir: string;
@@ -43,7 +44,8 @@ export function runGit(args: string[], opts: GitRunOptions): Promise<GitResult> 
   const prefix = ['--git-dir', opts.gitDir, ...(opts.workTree ? ['--work-tree', opts.workTree] : []), ...SAFE_CONFIG];
   return new Promise((resolve) => {
     // Its own process group, so a deadline ends git and the helpers it started (git-remote-https).
-    const child = spawn('git', [...prefix, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd: opts.workTree ?? opts.gitDir });
+    const cwd = opts.workTree ?? opts.gitDir;
+    const child = spawn('git', [...prefix, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd });
     opts.onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
@@ -65,7 +67,8 @@ export function runGit(args: string[], opts: GitRunOptions): Promise<GitResult> 
     };
     child.once('error', (err) => {
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      stderr += missing ? 'the git CLI is not on PATH (the git config source runs it; install git)' : `cannot run git: ${err.message}`;
+      if (missing && !fs.existsSync(cwd)) stderr += `the git cache dir ${cwd} is gone`;
+      else stderr += missing ? 'the git CLI is not on PATH (the git config source runs it; install git)' : `cannot run git: ${err.message}`;
       done(null);
     });
     child.once('close', (code) => done(code));

@@ -87,7 +87,6 @@ class GitSource implements SteerableConfigSource {
   private readonly log: (line: string) => void;
   private readonly name: string;
   private shallow = true;
-  private initialized = false;
   private suspended = false;
   private closed = false;
   private timer?: NodeJS.Timeout;
@@ -159,7 +158,11 @@ class GitSource implements SteerableConfigSource {
     this.closed = true;
     clearTimeout(this.timer);
     killGroup(this.gitPid);
-    if (this.ownsCacheDir) fs.rmSync(this.cacheDir, { recursive: true, force: true });
+    if (!this.ownsCacheDir) return;
+    const remove = () => fs.rmSync(this.cacheDir, { recursive: true, force: true });
+    remove();
+    // A git command being killed may still write a file or two: removed again once it is gone.
+    void this.running?.finally(remove);
   }
 
   /** One attempt at a time; callers during one get the next (shared by all of them). */
@@ -244,6 +247,12 @@ class GitSource implements SteerableConfigSource {
     const message = redactText(raw, this.spec.secrets);
     this.state.consecutiveFailures++;
     this.state.lastError = { kind: 'fetch', message, at: new Date().toISOString() };
+    // A cache damaged on disk would fail for ever: every third failure in a row starts it
+    // afresh (a config repository is small; a network outage only costs one whole fetch).
+    if (this.state.consecutiveFailures % 3 === 0) {
+      fs.rmSync(this.gitDir, { recursive: true, force: true });
+      fs.rmSync(this.treeDir, { recursive: true, force: true });
+    }
     this.opts.onFetch?.(false, this.status());
     // One line when the trouble starts or changes, then one every repeatLogMs while it lasts.
     const now = Date.now();
@@ -256,6 +265,7 @@ class GitSource implements SteerableConfigSource {
   }
 
   private async git(args: string[], what: string, withRemote = false): Promise<string> {
+    if (this.closed) throw new Error('the git config source is closed');
     const r = await runGit(args, {
       gitDir: this.gitDir,
       workTree: args[0] === 'read-tree' ? this.treeDir : undefined,
@@ -269,12 +279,13 @@ class GitSource implements SteerableConfigSource {
   }
 
   private async fetch(): Promise<string> {
-    if (!this.initialized) {
+    // Made again whenever it is missing: a temp-dir cleaner may remove it from under a
+    // long-running control plane, or a reset (fetchFailed) did.
+    fs.mkdirSync(this.treeDir, { recursive: true });
+    if (!fs.existsSync(path.join(this.gitDir, 'HEAD'))) {
       fs.mkdirSync(this.gitDir, { recursive: true });
-      fs.mkdirSync(this.treeDir, { recursive: true });
       // No templates: the git dir starts without sample hooks or anything else.
       await this.git(['init', '--bare', '--quiet', '--template='], 'creating the git cache');
-      this.initialized = true;
     }
     const refspec = `+refs/heads/${this.spec.branch}:${FETCHED_REF}`;
     const fetch = (shallow: boolean) =>

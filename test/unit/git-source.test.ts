@@ -107,7 +107,7 @@ spec:
   ports: [{name: http, port: 80, appProtocol: http}]
 `;
 
-function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; accept?: boolean; timeoutMs?: number } = {}) {
+function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; accept?: boolean; timeoutMs?: number; cacheDir?: string } = {}) {
   const results: GitLoadResult[] = [];
   const lines: string[] = [];
   const source = watchGitSource(
@@ -116,7 +116,7 @@ function watch(t: ExecutionContext, spec: string, opts: { intervalMs?: number; a
       results.push(r);
       return (opts.accept ?? true) && r.errors.length === 0;
     },
-    { intervalMs: opts.intervalMs ?? 200, timeoutMs: opts.timeoutMs, load: async (dir, limits) => loadConfigDir(dir, limits), log: (l) => lines.push(l), repeatLogMs: 60_000 },
+    { intervalMs: opts.intervalMs ?? 200, timeoutMs: opts.timeoutMs, cacheDir: opts.cacheDir, load: async (dir, limits) => loadConfigDir(dir, limits), log: (l) => lines.push(l), repeatLogMs: 60_000 },
   );
   t.teardown(() => source.close());
   return { source, results, lines };
@@ -246,4 +246,16 @@ test('a repository that accepts the connection and never answers is given up at 
   t.true(Date.now() - started < 5000);
   t.regex(source.status().lastError!.message, /took over 0\.7 s and was stopped/);
   await waitFor('a second attempt', () => source.status().consecutiveFailures >= 2, 10_000);
+});
+
+test('a cache dir removed from under a running source (a temp cleaner) is made again', async (t) => {
+  const r = repo(t);
+  const first = r.commit({ 'a.yaml': service('a') }, 'first');
+  const cacheDir = tempDir(t, 'tessera-gitcache-');
+  const { source } = watch(t, `git+${r.dir}`, { cacheDir });
+  await waitFor('the first revision', () => source.status().appliedRevision === first, 10_000);
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+  const second = r.commit({ 'b.yaml': service('b') }, 'second');
+  await waitFor('the next revision', () => source.status().appliedRevision === second, 10_000);
+  t.true(fs.existsSync(path.join(cacheDir, 'repo.git', 'HEAD')));
 });
