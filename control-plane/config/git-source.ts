@@ -233,9 +233,11 @@ class GitSource implements SteerableConfigSource {
       this.state.lastError = this.configError;
       this.processed = revision;
     } catch (err) {
-      // Checking a fetched revision out failed (disk full?): tried again next time.
+      // A revision just fetched that cannot be checked out: the cache is damaged (or the
+      // disk full); it is started afresh and tried again next time.
       readable = false;
       this.fetchFailed(`revision ${revision} could not be read: ${(err as Error).message}`);
+      this.resetCache();
     } finally {
       if (readable) this.opts.onFetch?.(true, this.status());
       this.schedule();
@@ -249,10 +251,7 @@ class GitSource implements SteerableConfigSource {
     this.state.lastError = { kind: 'fetch', message, at: new Date().toISOString() };
     // A cache damaged on disk would fail for ever: every third failure in a row starts it
     // afresh (a config repository is small; a network outage only costs one whole fetch).
-    if (this.state.consecutiveFailures % 3 === 0) {
-      fs.rmSync(this.gitDir, { recursive: true, force: true });
-      fs.rmSync(this.treeDir, { recursive: true, force: true });
-    }
+    if (this.state.consecutiveFailures % 3 === 0) this.resetCache();
     this.opts.onFetch?.(false, this.status());
     // One line when the trouble starts or changes, then one every repeatLogMs while it lasts.
     const now = Date.now();
@@ -262,6 +261,11 @@ class GitSource implements SteerableConfigSource {
     const again = this.logged?.message === message ? `still failing (${this.state.consecutiveFailures} attempts): ` : '';
     this.log(`git: ${again}${message}; ${serving}; retrying every ${this.opts.intervalMs / 1000} s`);
     this.logged = { message, at: now };
+  }
+
+  private resetCache(): void {
+    fs.rmSync(this.gitDir, { recursive: true, force: true });
+    fs.rmSync(this.treeDir, { recursive: true, force: true });
   }
 
   private async git(args: string[], what: string, withRemote = false): Promise<string> {
