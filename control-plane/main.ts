@@ -15,6 +15,9 @@ import { DEFAULT_LIMITS, loadConfigDir } from './config/load.ts';
 import { fingerprint, watchConfigDir } from './config/watch.ts';
 import { DEFAULT_TRUST_DOMAIN, type MeshModel } from './model/types.ts';
 import { telemetryInEffect } from './model/telemetry.ts';
+import { type GitLoadResult, type SteerableConfigSource, watchGitSource } from './config/git-source.ts';
+import { describeGitSource, type GitSourceSpec } from './config/git-url.ts';
+import { configSourceRoutes } from './admin/config-source-routes.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 import { ChangeLog } from './reconcile/changes.ts';
 import { combineCallbacks, ProxyTracker } from './reconcile/proxy-tracker.ts';
@@ -39,6 +42,8 @@ import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
   configDir?: string;
+  /** Desired state from a git branch instead of a dir (`--config git+URL#BRANCH:PATH`). */
+  git?: { source: GitSourceSpec; intervalMs: number; timeoutMs?: number; cacheDir?: string };
   xdsPort: number;
   adminPort: number;
   /** Address both servers bind to. */
@@ -113,50 +118,57 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     log(`error: snapshot for ${group} not built, last good kept: ${err.message}`);
   });
 
-  const apply = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
+  type Loaded = { model: MeshModel; errors: ConfigState['errors']; files: string[]; revision?: string };
+  /** True when what `result` says is what is served now (applied, or already served). */
+  const apply = (result: Loaded, initial: boolean): boolean => {
     try {
-      applyConfig(result, initial);
+      return applyConfig(result, initial);
     } catch (err) {
       // Nothing a config file says may take the process down; the last good config serves.
       log(`error: config ${initial ? 'load' : 'change'} not applied, last good config keeps serving: ${(err as Error).stack}`);
+      return false;
     }
   };
-  const applyConfig = (result: { model: MeshModel; errors: ConfigState['errors']; files: string[] }, initial: boolean) => {
+  const applyConfig = (result: Loaded, initial: boolean): boolean => {
+    const what = `config ${initial ? 'load' : 'change'}${result.revision ? ` (revision ${result.revision})` : ''}`;
     let errors = result.errors;
     const version = hash(JSON.stringify(result.model));
     if (errors.length === 0 && version !== state.version) {
       // Validated and translated once: applyModel publishes only if every proxy
       // group's snapshot could be built.
       try {
-        reconciler.applyModel(result.model, { configVersion: version, files: result.files });
+        // The revision goes into the changes feed, so `tessera status` tells which commit reached which proxies.
+        reconciler.applyModel(result.model, { configVersion: version, files: result.files, ...(result.revision ? { revision: result.revision } : {}) });
       } catch (err) {
-        errors = [{ file: options.configDir ?? '', line: 0, message: `config cannot be served: ${(err as Error).message}` }];
+        const file = options.configDir ?? (options.git ? describeGitSource(options.git.source) : '');
+        errors = [{ file, line: 0, message: `config cannot be served: ${(err as Error).message}`, revision: result.revision }];
       }
     }
     if (errors.length > 0) {
       setState({ ...state, errors });
       metrics.configReloads.inc({ result: 'rejected' });
       metrics.configErrors.set(errors.length);
-      log(`config ${initial ? 'load' : 'change'} rejected, ${state.version ? 'last good config keeps serving' : 'nothing served yet'}:`);
+      log(`${what} rejected, ${state.version ? `last good config${state.revision ? ` (revision ${state.revision})` : ''} keeps serving` : 'nothing served yet'}:`);
       for (const e of errors) log(`  ${e.file}:${e.line}${e.column ? `:${e.column}` : ''}: ${e.message}`);
-      return;
+      return false;
     }
     if (version === state.version) {
       // Back to what is already served (e.g. a broken edit undone): nothing blocks any more.
       if (state.errors.length > 0) log(`config ${version} is served again; the errors are gone`);
-      setState({ ...state, errors: [] });
+      setState({ ...state, errors: [], revision: result.revision ?? state.revision });
       metrics.configErrors.set(0);
-      return;
+      return true;
     }
-    setState({ version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [] });
+    setState({ version, appliedAt: new Date().toISOString(), model: result.model, files: result.files, errors: [], revision: result.revision });
     canaries.sync(result.model);
     metrics.configReloads.inc({ result: 'applied' });
     metrics.configErrors.set(0);
     metrics.setTelemetry(telemetryInEffect(result.model));
     log(
-      `config ${version} applied: ${result.model.services.length} services, ${result.model.routes.length} routes, ` +
-        `${result.model.policies.length} policies from ${result.files.length} files`,
+      `config ${version}${result.revision ? ` (revision ${result.revision})` : ''} applied: ${result.model.services.length} services, ` +
+        `${result.model.routes.length} routes, ${result.model.policies.length} policies from ${result.files.length} files`,
     );
+    return true;
   };
 
   const registry = new Registry(openStore(options.store ?? 'memory', log));
@@ -180,6 +192,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   reconciler.setOverlay(canaries.overlay);
 
   let watcher: { close(): void } | undefined;
+  let gitSource: SteerableConfigSource | undefined;
   // Reloads parse YAML in a worker thread, so a big or hostile file cannot freeze
   // xDS, the admin API or the health checks (load-async.ts). The first load runs
   // here: nothing is served yet, and starting needs no worker to warm up first.
@@ -193,6 +206,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       load: (dir, limits) => loader.load(dir, limits),
       initial: { digest: first.digest, fingerprint: before },
       onError: log,
+    });
+  } else if (options.git) {
+    // Not awaited: an unreachable repository must not keep the control plane from
+    // starting; /readyz says why nothing is served yet.
+    gitSource = watchGitSource(options.git.source, (result: GitLoadResult) => apply(result, state.version === undefined), {
+      intervalMs: options.git.intervalMs,
+      timeoutMs: options.git.timeoutMs,
+      cacheDir: options.git.cacheDir,
+      load: (dir, limits) => loader.load(dir, limits),
+      log,
+      onFetch: (ok, status) => metrics.observeGitSource(ok, status),
     });
   }
 
@@ -274,10 +298,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         changes,
         registryEndpoints: () => registry.endpoints(),
         config: () => state,
+        configSource: () => (gitSource ? gitSource.status() : options.configDir ? { kind: 'dir', path: options.configDir } : undefined),
         notReady: () => {
           const reasons: string[] = [];
           if (options.configDir && state.version === undefined) {
             reasons.push(`no valid config loaded yet from ${options.configDir}${state.errors.length ? ` (${state.errors.length} errors, see /api/v1/config)` : ''}`);
+          }
+          if (gitSource && state.version === undefined) {
+            const error = gitSource.status().lastError;
+            reasons.push(`no revision applied yet from ${describeGitSource(options.git!.source)}${error ? `: ${error.message}` : ' (first fetch under way)'}`);
           }
           const store = registry.storeStatus();
           if (!store.ok) reasons.push(`registry store: ${store.reason}`);
@@ -287,6 +316,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ...identityRoutes(identity, { ca, joinTokens, log }),
       ...trafficRoutes(traffic),
       ...canaryRoutes(canaries),
+      ...configSourceRoutes(() => gitSource),
       ...registryRoutes(registry, {
         log,
         fileEndpoints: () => state.model?.endpoints ?? [],
@@ -297,7 +327,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   });
   const adminPort = await admin.listen(options.adminPort, options.address);
   // Warmed once serving, so it does not slow the start down.
-  if (options.configDir) loader.warm();
+  if (options.configDir || options.git) loader.warm();
   log(`xDS (ADS, SotW and delta) on ${options.address}:${xdsPort}; admin API on http://${options.address}:${adminPort} (dashboard: /ui/)`);
 
   return {
@@ -320,6 +350,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       canaries.close();
       watcher?.close();
       events.close();
+      gitSource?.close();
       loader.close();
       reconciler.close();
       await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close()]);

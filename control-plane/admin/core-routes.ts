@@ -13,6 +13,8 @@ export interface ConfigError {
   line: number;
   column?: number;
   message: string;
+  /** The git commit the file is from, when the config comes from git. */
+  revision?: string;
 }
 
 export interface ConfigState {
@@ -21,6 +23,8 @@ export interface ConfigState {
   model?: MeshModel;
   files: string[];
   errors: ConfigError[];
+  /** The git commit being served, when the config comes from git. */
+  revision?: string;
 }
 
 export interface CoreRouteDeps {
@@ -29,6 +33,8 @@ export interface CoreRouteDeps {
   metrics: Metrics;
   changes: ChangeLog;
   config: () => ConfigState;
+  /** Where the config comes from (a dir, or a git branch with its fetch and apply state). */
+  configSource?: () => object | undefined;
   /** Registered instances with their health, for analysis of the running config. */
   registryEndpoints: () => Endpoint[];
   /** Why the control plane is not ready (empty: ready), e.g. no config yet, store unreachable. */
@@ -110,6 +116,8 @@ export function coreRoutes(deps: CoreRouteDeps): AdminRoute[] {
           json: {
             version: state.version,
             appliedAt: state.appliedAt,
+            revision: state.revision,
+            source: deps.configSource?.(),
             files: state.files,
             resources: state.model ? describeModel(state.model) : [],
             errors: state.errors,

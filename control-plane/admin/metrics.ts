@@ -89,9 +89,43 @@ export class Metrics {
     this.telemetryMeshWide.set({ feature: 'access_log' }, t.meshWide.accessLog ? 1 : 0);
     this.telemetryMeshWide.set({ feature: 'tracing' }, t.meshWide.tracing ? 1 : 0);
   }
+  readonly gitFetches = new client.Counter({
+    name: 'tessera_config_git_fetches_total',
+    help: 'Fetches of the git config source, by result',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  readonly gitRevision = new client.Gauge({
+    name: 'tessera_config_git_revision_info',
+    help: 'The git revision served (state=applied) and the newest fetched (state=fetched); always 1',
+    labelNames: ['state', 'revision'],
+    registers: [this.registry],
+  });
+  readonly gitLastFetch = new client.Gauge({
+    name: 'tessera_config_git_last_fetch_timestamp_seconds',
+    help: 'When the git config source was last fetched successfully',
+    registers: [this.registry],
+  });
+  readonly gitFailures = new client.Gauge({
+    name: 'tessera_config_git_consecutive_failures',
+    help: 'Failed fetches of the git config source since the last good one',
+    registers: [this.registry],
+  });
+  readonly gitSuspended = new client.Gauge({ name: 'tessera_config_git_suspended', help: '1 while the git config source is suspended', registers: [this.registry] });
 
   constructor() {
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tessera_process_' });
+  }
+
+  /** After each fetch attempt of the git config source. */
+  observeGitSource(ok: boolean | undefined, status: { fetchedRevision?: string; appliedRevision?: string; fetchedAt?: string; consecutiveFailures: number; suspended: boolean }): void {
+    if (ok !== undefined) this.gitFetches.inc({ result: ok ? 'ok' : 'failed' });
+    this.gitRevision.reset();
+    if (status.appliedRevision) this.gitRevision.set({ state: 'applied', revision: status.appliedRevision }, 1);
+    if (status.fetchedRevision) this.gitRevision.set({ state: 'fetched', revision: status.fetchedRevision }, 1);
+    if (status.fetchedAt) this.gitLastFetch.set(Date.parse(status.fetchedAt) / 1000);
+    this.gitFailures.set(status.consecutiveFailures);
+    this.gitSuspended.set(status.suspended ? 1 : 0);
   }
 
   readonly callbacks: XdsCallbacks = {

@@ -8,8 +8,8 @@ export interface AdminTarget {
   token?: string;
 }
 
-export async function adminGet<T>(target: AdminTarget, path: string): Promise<T> {
-  return adminCall<T>(target, 'GET', path);
+export async function adminGet<T>(target: AdminTarget, path: string, method: 'GET' | 'POST' = 'GET'): Promise<T> {
+  return adminCall<T>(target, method, path);
 }
 
 export async function adminCall<T>(target: AdminTarget, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
@@ -70,7 +70,11 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
       const { printCanaries } = await import('./canary.ts');
       return printCanaries(target, json, out);
     }
-    throw new Error(`get what? one of services, proxies, routes, certificates, canaries (got ${JSON.stringify(what)})`);
+    if (what === 'config') {
+      const { printConfig } = await import('./config-source.ts');
+      return printConfig(target, json, out);
+    }
+    throw new Error(`get what? one of services, proxies, routes, certificates, canaries, config (got ${JSON.stringify(what)})`);
   }
   if (command === 'join-token') {
     const action = positionals[0];
@@ -99,6 +103,10 @@ export async function adminCommand(command: string, args: string[], out: NodeJS.
       return 0;
     }
     throw new Error(`join-token what? one of create, list, revoke (got ${JSON.stringify(action)})`);
+  }
+  if (command === 'config') {
+    const { steerConfigSource } = await import('./config-source.ts');
+    return steerConfigSource(target, positionals[0], json, out);
   }
   if (command === 'proxy-status') return printProxies(target, json, out);
   if (command === 'config-dump') {

@@ -5,12 +5,13 @@ import os from 'node:os';
 import YAML from 'yaml';
 import { envoyBootstrap, grpcBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
 import { isDuration, parseDuration } from '../config/duration.ts';
+import { DEFAULT_GIT_INTERVAL_MS, isGitSource, MAX_GIT_INTERVAL_MS, MIN_GIT_INTERVAL_MS, parseGitSource, type GitSourceSpec } from '../config/git-url.ts';
 
 const USAGE = `usage: tessera <command> [options]
 
 commands:
-  control-plane --config DIR [--xds-port 18000] [--admin-port 18080] [--address 0.0.0.0]
-                [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
+  control-plane --config DIR|git+URL[#BRANCH][:PATH] [--git-interval 30s] [--xds-port 18000] [--admin-port 18080]
+                [--address 0.0.0.0] [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
                 [--ca-dir DIR] [--ca-cert F --ca-key F] [--ca-rotation-grace 60s] [--xds-tls [--xds-tls-names N,…]]
                 [--kube-api URL --kube-token-file F [--kube-ca-file F] [--kube-audience A,…]]
   validate DIR
@@ -29,6 +30,7 @@ commands:
   get services|proxies|routes|certificates|canaries [--admin URL] [-o json]
   join-token create --service-account SA [--namespace NS] [--ttl 720h] | join-token list | join-token revoke ID
   canary list|status NAME|pause NAME|resume NAME|promote NAME|abort NAME [--namespace NS] [--admin URL] [--admin-token-file F]
+  config suspend|resume|sync [--admin URL]   (the git config source; token from TESSERA_TOKEN)
   proxy-status [--admin URL]
   status [VERSION] [--wait] [--timeout 30s] [--admin URL] [-o json]
   config-dump NODE [--admin URL]
@@ -95,6 +97,7 @@ async function run(command: string | undefined, args: string[]): Promise<number 
     }
     case 'get':
     case 'join-token':
+    case 'config':
     case 'proxy-status':
     case 'config-dump': {
       const { adminCommand } = await import('./admin-client.ts');
@@ -143,8 +146,11 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
       'kube-token-file': { type: 'string' },
       'kube-ca-file': { type: 'string' },
       'kube-audience': { type: 'string' },
+      'git-interval': { type: 'string' },
     },
   });
+  const git = values.config !== undefined && isGitSource(values.config) ? gitOption(values.config, values['git-interval']) : undefined;
+  if (!git && values['git-interval'] !== undefined) throw new UsageError('--git-interval applies to --config git+URL#BRANCH:PATH only');
   const { startControlPlane } = await import('../main.ts');
   if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new UsageError('--ca-cert and --ca-key go together');
   if (values['xds-tls-names'] && !values['xds-tls']) throw new UsageError('--xds-tls-names goes with --xds-tls');
@@ -157,7 +163,8 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
   const token = values['admin-token-file'] ? fs.readFileSync(values['admin-token-file'], 'utf8').trim() : undefined;
   if (values['admin-token-file'] && !token) throw new UsageError(`--admin-token-file ${values['admin-token-file']} is empty`);
   const cp = await startControlPlane({
-    configDir: values.config,
+    configDir: git ? undefined : values.config,
+    git,
     xdsPort: portOption(values['xds-port'], 'xds-port', 18000),
     adminPort: portOption(values['admin-port'], 'admin-port', 18080),
     address: values.address ?? '0.0.0.0',
@@ -182,6 +189,25 @@ function statsFlushInterval(value: string | undefined): number | undefined {
   const ms = isDuration(value) ? parseDuration(value) : NaN;
   if (!(ms >= 100 && ms <= 3_600_000)) throw new UsageError(`--stats-flush-interval must be a duration from 100ms to 1h, got ${JSON.stringify(value)}`);
   return ms;
+}
+
+function gitOption(config: string, interval: string | undefined): { source: GitSourceSpec; intervalMs: number } {
+  let source: GitSourceSpec;
+  try {
+    source = parseGitSource(config);
+  } catch (err) {
+    throw new UsageError(`--config: ${(err as Error).message}`);
+  }
+  let intervalMs = DEFAULT_GIT_INTERVAL_MS;
+  if (interval !== undefined) {
+    try {
+      intervalMs = parseDuration(interval);
+    } catch (err) {
+      throw new UsageError(`--git-interval: ${(err as Error).message}`);
+    }
+    if (intervalMs < MIN_GIT_INTERVAL_MS || intervalMs > MAX_GIT_INTERVAL_MS) throw new UsageError(`--git-interval must be from 1s to 24h, got ${interval}`);
+  }
+  return { source, intervalMs };
 }
 
 function bootstrap(args: string[]): number {

