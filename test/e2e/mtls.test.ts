@@ -153,6 +153,15 @@ envoyTest.serial('STRICT: two sidecars talk over mTLS with SPIFFE identities; th
   const roots = bundle.split(/(?=-----BEGIN CERTIFICATE-----)/).map((pem) => new X509Certificate(pem));
   t.true(good.peer!.verify(intermediate.publicKey), "the server's leaf is signed by the mesh intermediate");
   t.true(roots.some((root) => intermediate.verify(root.publicKey)), 'the intermediate is signed by a root of the trust bundle');
+
+  // Config dumps show the secrets Envoy holds but never a private key: Envoy's own
+  // (it redacts), and the control plane's view of what it sent.
+  const envoyDump = await (await request(`${server.adminUrl}/config_dump?include_eds`)).body.text();
+  t.regex(envoyDump, /"name": "default"/, 'the certificate secret is in Envoy');
+  t.false(envoyDump.includes('PRIVATE KEY'));
+  const sent = await (await request(`${cp.adminUrl}/api/v1/proxies/${encodeURIComponent(`${server.instanceId}.default`)}/config`)).body.text();
+  t.regex(sent, /tessera_sds/);
+  t.false(sent.includes('PRIVATE KEY'));
   t.false(good.peer!.ca);
 });
 
