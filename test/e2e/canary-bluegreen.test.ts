@@ -1,16 +1,21 @@
 // A/B by header and BlueGreen (mirror) against real parts: a real Envoy client sidecar,
 // the demo HTTP service as stable (reviews-v1) and canary (reviews-v2), the control
 // plane as a process judging the canary from the metrics its sidecar streams.
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { startHttpService, type DemoBehaviour } from '../../examples/demo/http-service.ts';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
-import { envoyTest, requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { steadyLoad } from '../support/sidecar.ts';
+
+const run = promisify(execFile);
+const tessera = async (cp: ControlPlaneProcess, ...args: string[]) => (await run(process.execPath, [tesseraBin, ...args, '--admin', cp.adminUrl])).stdout;
 
 const REVIEWS = `apiVersion: v1
 kind: Service
@@ -121,6 +126,13 @@ envoyTest.serial('A/B: requests with the header reach only v2, the others only v
   t.deepEqual(await tally(envoy.outboundPort, 'reviews', 20), { 'reviews-v1': 20 });
   const judged = await canaryOf(cp);
   t.like(judged, { mode: 'A/B', phase: 'Progressing', weight: 0, iterations: 3, testing: true });
+  // The CLI shows the mode, the iteration k/N and, after an analysis, its numbers.
+  await waitFor('a first analysis', async () => (await canaryOf(cp)).lastAnalysis !== undefined, 20_000);
+  t.regex(await tessera(cp, 'get', 'canaries'), /NAME\s+TARGET\s+MODE\s+PHASE\s+STEP\s+WEIGHT\s+FAILURES\s+LAST ANALYSIS\n.*default\/reviews\s+reviews\s+A\/B\s+Progressing\s+[12]\/3\s+0% \+ match\s+0\/2\s+passed \d+ req, 100% ok/);
+  const status = await tessera(cp, 'canary', 'status', 'reviews');
+  t.regex(status, /mode A\/B, phase Progressing, iteration [12]\/3, 0% \+ match to reviews-v2, failures 0\/2, interval 3s/);
+  t.regex(status, /test traffic: requests with x-canary=yes to reviews-v2/);
+  t.regex(status, /last analysis .* at iteration [12]\/3: passed\n {2}reviews-v2: \d+ matching requests, 0 5xx, success rate 100%/);
 
   const { last, weights, iterations } = await follow(cp, (c) => c.phase !== 'Progressing', 60_000);
   t.is(last.phase, 'Promoted', last.message);
