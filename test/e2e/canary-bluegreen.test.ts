@@ -46,7 +46,7 @@ function watchHosts(server: http.Server): string[] {
   return hosts;
 }
 
-async function mesh(t: ExecutionContext, opts: { canary: string; v2?: DemoBehaviour }) {
+async function mesh(t: ExecutionContext, opts: { canary: string; v2?: DemoBehaviour; extraArgs?: string[] }) {
   const [v1Port, v2Port] = [await freePort(), await freePort()];
   const v1 = await startHttpService('reviews-v1', v1Port);
   const v2 = await startHttpService('reviews-v2', v2Port, '127.0.0.1', opts.v2);
@@ -59,10 +59,10 @@ async function mesh(t: ExecutionContext, opts: { canary: string; v2?: DemoBehavi
   const files = [REVIEWS, serviceWithInstance('reviews-v1', { port: 9080, targetPort: v1Port }), serviceWithInstance('reviews-v2', { port: 9080, targetPort: v2Port })];
   fs.writeFileSync(path.join(dir, 'services.yaml'), files.join('---\n'));
   fs.writeFileSync(path.join(dir, 'canary.yaml'), opts.canary);
-  const cp = await startControlPlaneProcess(t, { configDir: dir });
+  const cp = await startControlPlaneProcess(t, { configDir: dir, extraArgs: opts.extraArgs });
   const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'sotw', service: 'productpage', statsFlushIntervalMs: 1000 });
   await waitFor('reviews to be routed', async () => (await tally(envoy.outboundPort, 'reviews', 4))['reviews-v1'] === 4, 20_000);
-  return { cp, envoy, seen };
+  return { cp, envoy, seen, dir };
 }
 
 const canaryOf = async (cp: Pick<ControlPlaneProcess, 'api'>) => (await cp.api<{ canaries: CanaryView[] }>('/api/v1/canaries')).canaries[0];
@@ -215,4 +215,32 @@ envoyTest.serial('BlueGreen whose green answers 5xx on mirrored traffic is rolle
   t.true(load.outcomes.every((o) => o.backend === 'reviews-v1'));
   const res = await request(`${cp.adminUrl}/api/v1/canaries/default/reviews`);
   t.like(await res.body.json(), { mode: 'BlueGreen', phase: 'RolledBack', testing: false, mirror: true });
+});
+
+envoyTest.serial('BlueGreen with match survives a control-plane restart (file store): the iteration resumes, the header still selects green, then it is promoted', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const extraArgs = ['--store', `file:${path.join(tempDir(t), 'registry.json')}`];
+  const { cp, envoy, dir } = await mesh(t, {
+    canary: canaryYaml('  strategy: BlueGreen\n  match: [{headers: [{name: x-env, value: green}]}]', { interval: '3s', iterations: 4, analysis: ANALYSIS }),
+    extraArgs,
+  });
+  const testers = headerLoad(envoy.outboundPort, { 'x-env': 'green' });
+  t.teardown(() => testers.stop());
+  const { last: before } = await follow(cp, (c) => (c.iteration ?? 0) >= 2, 30_000);
+  t.like(before, { mode: 'BlueGreen', phase: 'Progressing', weight: 0 });
+  await new Promise((r) => setTimeout(r, 300)); // the iteration's state reaches the file
+  await cp.process.stop();
+  const again = await startControlPlaneProcess(t, { configDir: dir, extraArgs, xdsPort: cp.xdsPort, adminPort: cp.adminPort });
+  const resumed = await canaryOf(again);
+  t.like(resumed, { mode: 'BlueGreen', phase: 'Progressing', testing: true });
+  t.true(resumed.iteration! >= before.iteration!, `resumed at iteration ${resumed.iteration}, had reached ${before.iteration}`);
+  // Envoy reconnects to the new process and is served the same test routing.
+  await waitFor('the routes again', async () => (await tally(envoy.outboundPort, 'reviews', 10, { headers: { 'x-env': 'green' } }))['reviews-v2'] === 10, 15_000);
+  t.deepEqual(await tally(envoy.outboundPort, 'reviews', 20), { 'reviews-v1': 20 });
+  const { last, iterations } = await follow(again, (c) => c.phase !== 'Progressing', 60_000);
+  t.is(last.phase, 'Promoted', last.message);
+  t.false(iterations.includes(0) || iterations.includes(1), `never started over: ${iterations}`);
+  await waitFor('every request to go to reviews-v2', async () => (await tally(envoy.outboundPort, 'reviews', 20))['reviews-v2'] === 20, 10_000);
+  await testers.stop();
+  t.true(testers.outcomes.every((o) => o.backend === 'reviews-v2' || typeof o.status === 'string'), 'the testers only reached green (or the sidecar had no control plane for a moment)');
 });
