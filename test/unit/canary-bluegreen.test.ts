@@ -341,3 +341,17 @@ test('changing a weighted Canary into BlueGreen starts over in the new mode', (t
   t.like(h.controller.list()[0], { mode: 'BlueGreen', phase: 'Progressing', iteration: 0, weight: 0 });
   t.deepEqual(h.served(m), ['all:reviews-v1=100+mirror']);
 });
+
+test('BlueGreen with match serves the header twin like A/B while judged; a rollback removes it and a rolled-back Canary stays so', (t) => {
+  const h = harness();
+  const m = model([], [abSpec({ test: { mode: 'BlueGreen', match: X_CANARY, iterations: 2 }, analysis: { successRateMin: 99, minRequests: 20, failureLimit: 1 } })]);
+  h.controller.sync(m);
+  t.like(h.controller.list()[0], { mode: 'BlueGreen', testing: true, testTraffic: 'requests with x-canary=yes' });
+  t.false('mirror' in h.controller.list()[0]);
+  t.deepEqual(h.served(m), ['match:reviews-v2=1', 'all:reviews-v1=100']);
+  const failed = h.interval(0, 30);
+  t.like(failed, { phase: 'RolledBack', weight: 0, testing: false });
+  t.regex(failed.message, /success rate 0% < 99% \(30 requests\); requests with x-canary=yes no longer go to reviews-v2/);
+  t.deepEqual(h.served(m), ['all:reviews-v1=100']);
+  t.throws(() => h.controller.act('default', 'reviews', 'resume'), { message: /is RolledBack: resume does not apply/ });
+});
