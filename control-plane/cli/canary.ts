@@ -45,9 +45,14 @@ export async function canaryCommand(args: string[], out: NodeJS.WritableStream =
   });
   const body = (await res.body.json().catch(() => ({}))) as CanaryView & { error?: string };
   if (res.statusCode !== 200) throw new Error(`${verb} ${namespace}/${name}: ${res.statusCode} ${body.error ?? ''}`);
-  out.write(json ? JSON.stringify(body, null, 2) + '\n' : `canary ${namespace}/${name}: ${body.phase}, ${body.weight}% to ${body.canary}: ${body.message}\n`);
+  out.write(json ? JSON.stringify(body, null, 2) + '\n' : `canary ${namespace}/${name}: ${body.phase}, ${share(body)} to ${body.canary}: ${body.message}\n`);
   return 0;
 }
+
+/** The canary's share: "25%", or in A/B and BlueGreen mode while judged "0% + test traffic". */
+const share = (c: CanaryView) => `${c.weight}%${c.testing ? ` + ${c.mirror ? 'mirror' : 'match'}` : ''}`;
+/** "2/4" (step of steps), or the passed iterations of A/B and BlueGreen. */
+const progress = (c: CanaryView) => (c.iterations !== undefined ? `${c.iteration}/${c.iterations}` : `${c.step}/${c.steps.length}`);
 
 export async function printCanaries(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
   const { canaries } = await adminGet<{ canaries: CanaryView[] }>(target, '/api/v1/canaries');
@@ -63,13 +68,14 @@ export async function printCanaries(target: AdminTarget, json: boolean, out: Nod
   const rows = canaries.map((c) => [
     `${c.namespace}/${c.name}`,
     c.target,
+    c.mode ?? 'Canary',
     c.phase,
-    `${c.step}/${c.steps.length}`,
-    `${c.weight}%`,
+    progress(c),
+    share(c),
     `${c.failures}/${c.failureLimit}`,
     analysis(c),
   ]);
-  out.write(table(['NAME', 'TARGET', 'PHASE', 'STEP', 'WEIGHT', 'FAILURES', 'LAST ANALYSIS'], rows));
+  out.write(table(['NAME', 'TARGET', 'MODE', 'PHASE', 'STEP', 'WEIGHT', 'FAILURES', 'LAST ANALYSIS'], rows));
   return 0;
 }
 
@@ -77,13 +83,16 @@ function describe(c: CanaryView): string {
   const a = c.lastAnalysis;
   const lines = [
     `canary ${c.namespace}/${c.name} (${c.source ?? 'config'}): ${c.target} from ${c.stable} to ${c.canary}`,
-    `phase ${c.phase}, step ${c.step}/${c.steps.length} (steps ${c.steps.join(', ')}), ${c.weight}% to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`,
+    c.iterations !== undefined
+      ? `mode ${c.mode}, phase ${c.phase}, iteration ${c.iteration}/${c.iterations}, ${share(c)} to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`
+      : `mode ${c.mode ?? 'Canary'}, phase ${c.phase}, step ${c.step}/${c.steps.length} (steps ${c.steps.join(', ')}), ${c.weight}% to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`,
+    ...(c.testTraffic ? [`test traffic: ${c.testTraffic} to ${c.canary}${c.testing ? '' : ' (no longer served)'}`] : []),
     c.message,
   ];
   if (a) {
     lines.push(
-      `last analysis ${a.at} over ${a.windowSeconds}s at step ${a.step} (${a.weight}%): ${a.result}`,
-      `  ${c.canary}: ${a.requests} requests, ${a.errors5xx} 5xx, success rate ${a.successRate ?? '-'}%, p99 ${a.p99Ms ?? '-'} ms`,
+      `last analysis ${a.at} over ${a.windowSeconds}s at ${c.iterations !== undefined ? `iteration ${a.step}/${c.iterations}` : `step ${a.step} (${a.weight}%)`}: ${a.result}`,
+      `  ${c.canary}: ${a.requests} ${a.test === 'mirror' ? 'mirrored ' : a.test === 'match' ? 'matching ' : ''}requests, ${a.errors5xx} 5xx, success rate ${a.successRate ?? '-'}%, p99 ${a.p99Ms ?? '-'} ms`,
       `  ${c.stable}: ${a.stable.requests} requests, success rate ${a.stable.successRate ?? '-'}%, p99 ${a.stable.p99Ms ?? '-'} ms`,
     );
   }

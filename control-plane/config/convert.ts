@@ -6,6 +6,7 @@ import {
   type AppProtocol,
   type BackendRef,
   type CanarySpec,
+  type CanaryTest,
   type Endpoint,
   type HeaderModifier,
   type MeshModel,
@@ -450,8 +451,8 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
   const name = `Canary ${namespace}/${doc.metadata.name}`;
   const s = doc.spec;
   const strategy = s.strategy ?? 'Canary';
-  if (strategy !== 'Canary') {
-    ctx.error(['spec', 'strategy'], `${name}: strategy ${strategy} is not implemented yet; only strategy Canary (weighted steps) is`);
+  if (strategy !== 'Canary' && strategy !== 'BlueGreen') {
+    ctx.error(['spec', 'strategy'], `${name}: strategy ${strategy} is not implemented yet; only strategies Canary (weighted steps or A/B by match) and BlueGreen are`);
     return;
   }
   const target = { service: s.targetRef.name as string, namespace: (s.targetRef.namespace as string | undefined) ?? namespace };
@@ -470,7 +471,8 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
   if (target.service === stable.service || target.service === canary.service) {
     fail(['spec', 'targetRef', 'name'], `targetRef ${target.service} must be the Service clients call, not the stable or canary backend`);
   }
-  const steps = s.steps as number[];
+  const test = canaryTest(s, ctx, name, fail);
+  const steps = (s.steps ?? []) as number[];
   steps.forEach((w, i) => {
     if (i > 0 && w <= steps[i - 1]) fail(['spec', 'steps', i], `steps must increase (step ${i} is ${w}, after ${steps[i - 1]})`);
   });
@@ -485,6 +487,7 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
     stable,
     canary,
     steps,
+    ...(test ? { test } : {}),
     intervalMs,
     analysis: {
       minRequests: a.minRequests ?? 0,
@@ -495,4 +498,32 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
     source: source(ctx),
   };
   (ctx.model.canaries ??= []).push(spec);
+}
+
+/** The test traffic of an A/B (strategy Canary with match) or BlueGreen Canary, or
+ *  undefined for weighted steps; every field that does not fit the mode is refused. */
+function canaryTest(s: Doc, ctx: ConvertContext, name: string, fail: (at: (string | number)[], message: string) => void): CanaryTest | undefined {
+  const strategy = (s.strategy ?? 'Canary') as 'Canary' | 'BlueGreen';
+  const match = s.match as Doc[] | undefined;
+  const mirror = s.mirror === true;
+  if (strategy === 'Canary' && match === undefined) {
+    if (s.steps === undefined) fail(['spec'], "spec: missing required field 'steps' (strategy Canary moves traffic by weighted steps; for A/B give match and iterations instead)");
+    if (s.iterations !== undefined) fail(['spec', 'iterations'], 'iterations is for A/B (with match) and BlueGreen; strategy Canary with steps moves on after each step');
+    if (s.mirror !== undefined) fail(['spec', 'mirror'], 'mirror is for strategy BlueGreen (the canary judged on a copy of live traffic)');
+    return undefined;
+  }
+  const mode = strategy === 'BlueGreen' ? 'BlueGreen' : 'A/B';
+  if (s.steps !== undefined) {
+    fail(['spec', 'steps'], mode === 'A/B'
+      ? 'steps and match exclude each other: with match (A/B) the canary gets every matching request and nothing else until promoted; say how many passing intervals with iterations'
+      : 'strategy BlueGreen has no steps: the canary gets only test traffic until promoted, then 100% at once; say how many passing intervals with iterations');
+  }
+  if (strategy === 'Canary' && s.mirror !== undefined) fail(['spec', 'mirror'], 'mirror is for strategy BlueGreen; strategy Canary with match sends the matching requests themselves to the canary');
+  if (strategy === 'BlueGreen' && (match === undefined) === !mirror) {
+    if (match !== undefined) fail(['spec', 'mirror'], 'strategy BlueGreen takes exactly one of match and mirror: true, not both');
+    else fail(s.mirror === undefined ? ['spec', 'strategy'] : ['spec', 'mirror'], 'strategy BlueGreen needs exactly one of match (header-selected test traffic) and mirror: true (a copy of live traffic)');
+  }
+  if (s.iterations === undefined) fail(['spec'], `spec: missing required field 'iterations' (how many passing intervals before ${mode} promotes the canary)`);
+  const matches = (match ?? []).map((m, i): RouteMatch => ({ headers: stringMatches(m.headers, ctx, `${name}: match header`, ['spec', 'match', i, 'headers']), queryParams: [] }));
+  return { mode, ...(match ? { match: matches } : {}), ...(mirror ? { mirror: true } : {}), iterations: s.iterations ?? 1 };
 }

@@ -308,6 +308,10 @@ const canarySchema = obj(
         canary: canaryBackend,
         strategy: { enum: ['Canary', 'BlueGreen', 'ParallelRun'] },
         steps: list(int(1, 100), { minItems: 1, maxItems: 100 }),
+        // A/B and BlueGreen: the test traffic (an HTTPRoute match's headers) or a mirror, and how many passing intervals.
+        match: list(obj({ headers: list(stringMatch(['Exact', 'RegularExpression']), { minItems: 1 }) }, ['headers']), { minItems: 1 }),
+        mirror: { type: 'boolean' },
+        iterations: int(1, 1000),
         interval: duration,
         analysis: obj({
           successRate: obj({ min: { type: 'number', minimum: 0, maximum: 100 } }, ['min']),
@@ -316,7 +320,8 @@ const canarySchema = obj(
           failureLimit: int(1, 1000),
         }),
       },
-      ['targetRef', 'stable', 'canary', 'steps', 'interval'],
+      // steps: required by strategy Canary without match (convert.ts says so at its line).
+      ['targetRef', 'stable', 'canary', 'interval'],
     ),
     status: { type: 'object' },
   },

@@ -1,8 +1,10 @@
 // The Canary controller: for each Canary in the config it serves a traffic split for
 // the target Service (an overlay on the served model, never the user's files), judges
 // the canary backend every interval from what the sidecars report, and moves to the
-// next step, waits, counts a failure, rolls back or promotes. Its state lives in the
-// registry's store, so a restarted control plane resumes each Canary at its step.
+// next step, waits, counts a failure, rolls back or promotes. In A/B and BlueGreen
+// mode the canary gets only test traffic (matching requests or a mirror) while it is
+// judged, and all traffic at once after `iterations` passing intervals. Its state lives
+// in the registry's store, so a restarted control plane resumes each Canary at its step.
 import { createHash } from 'node:crypto';
 import type { CanarySpec, MeshModel } from '../model/types.ts';
 import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
@@ -10,15 +12,19 @@ import { analyze, type Analysis } from './analysis.ts';
 import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
 
 export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
+/** Weighted steps, header-matched A/B, or BlueGreen (match or mirror). */
+export type CanaryMode = 'Canary' | 'A/B' | 'BlueGreen';
 export type CanaryAction = 'pause' | 'resume' | 'promote' | 'abort';
 export const CANARY_ACTIONS: CanaryAction[] = ['pause', 'resume', 'promote', 'abort'];
 
 export interface LastAnalysis extends Analysis {
   at: string;
   windowSeconds: number;
-  /** 1-based step and the weight the canary had while it was judged. */
+  /** 1-based step (A/B, BlueGreen: iteration) and the weight the canary had while it was judged. */
   step: number;
   weight: number;
+  /** A/B and BlueGreen: the canary's numbers are of the matching requests, or of the mirrored copies. */
+  test?: 'match' | 'mirror';
   /** The stable backend over the same window, for comparison. */
   stable: { requests: number; successRate: number | null; p99Ms: number | null };
 }
@@ -27,7 +33,7 @@ export interface LastAnalysis extends Analysis {
 export interface CanaryState {
   specHash: string;
   phase: CanaryPhase;
-  /** Index into spec.steps. */
+  /** Index into spec.steps; in A/B and BlueGreen mode, the passed iterations. */
   step: number;
   weight: number;
   failures: number;
@@ -60,6 +66,24 @@ export class CanaryActionError extends Error {
 
 const STATE_KIND = 'canaries';
 const keyOf = (c: { namespace: string; name: string }) => `${c.namespace}/${c.name}`;
+const modeOf = (spec: CanarySpec): CanaryMode => spec.test?.mode ?? 'Canary';
+const open = (phase: CanaryPhase) => phase === 'Progressing' || phase === 'Paused';
+/** The weight a Canary starts with: its first step, or none for A/B and BlueGreen. */
+const firstWeight = (spec: CanarySpec) => (spec.test ? 0 : spec.steps[0]);
+/** What the test traffic is, in words. */
+function testTraffic(spec: CanarySpec): string {
+  const t = spec.test;
+  if (!t) return '';
+  if (t.mirror) return `a mirror of live traffic`;
+  const one = (m: NonNullable<typeof t.match>[number]) => m.headers.map((h) => `${h.name}${h.type === 'Exact' ? '=' : '~'}${h.value}`).join(' and ');
+  return `requests with ${(t.match ?? []).map(one).join(' or ')}`;
+}
+/** Where the Canary stands, for messages: "step 2/4 at 25%" or "iteration 1/3". */
+function position(spec: CanarySpec, state: Pick<CanaryState, 'step' | 'weight'>): string {
+  return spec.test ? `iteration ${state.step}/${spec.test.iterations}` : `step ${state.step + 1}/${spec.steps.length} at ${state.weight}%`;
+}
+/** What the proxies are served for a Canary: its weight, and whether test traffic goes to it. */
+const served = (spec: CanarySpec, state: Pick<CanaryState, 'phase' | 'weight'>) => `${state.weight}${spec.test && open(state.phase) ? '+test' : ''}`;
 
 export function specHash(spec: CanarySpec): string {
   const { source: _source, ...rest } = spec;
@@ -94,9 +118,12 @@ export class CanaryController {
 
   private splitsFor(specs: CanarySpec[]): TrafficSplit[] {
     return specs.map((spec) => {
-      const state = this.states.get(keyOf(spec));
-      const weight = state && state.specHash === specHash(spec) ? state.weight : spec.steps[0];
-      return { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: weight };
+      const stored = this.states.get(keyOf(spec));
+      const state = stored && stored.specHash === specHash(spec) ? stored : { weight: firstWeight(spec), phase: 'Progressing' as const };
+      const split: TrafficSplit = { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: state.weight };
+      // Test traffic only while the canary is judged: promoted it has 100%, rolled back none.
+      if (spec.test && open(state.phase)) split.test = { match: spec.test.match, mirror: spec.test.mirror };
+      return split;
     });
   }
 
@@ -122,11 +149,13 @@ export class CanaryController {
         specHash: hash,
         phase: 'Progressing',
         step: 0,
-        weight: spec.steps[0],
+        weight: firstWeight(spec),
         failures: 0,
         windowStart: now,
         stepStartedAt: new Date(now).toISOString(),
-        message: `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
+        message: spec.test
+          ? `${spec.test.mode} iteration 0/${spec.test.iterations}: ${testTraffic(spec)} to ${spec.canary.service}, all other traffic to ${spec.stable.service}`
+          : `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
         updatedAt: new Date(now).toISOString(),
       };
       if (!splitTakesEffect(model, spec)) {
@@ -134,7 +163,8 @@ export class CanaryController {
       }
       this.states.set(key, fresh);
       this.persist(key, fresh);
-      this.deps.log(`canary ${key}: ${state ? 'spec changed, starting over' : 'started'} at ${fresh.weight}% to ${spec.canary.service}`);
+      const start = spec.test ? `${spec.test.mode}, ${testTraffic(spec)} to ${spec.canary.service}` : `${fresh.weight}% to ${spec.canary.service}`;
+      this.deps.log(`canary ${key}: ${state ? 'spec changed, starting over' : 'started'} at ${start}`);
     }
   }
 
@@ -165,19 +195,31 @@ export class CanaryController {
       windowSeconds: Math.round((now - state.windowStart) / 100) / 10,
       step: state.step + 1,
       weight: state.weight,
+      ...(spec.test ? { test: spec.test.mirror ? ('mirror' as const) : ('match' as const) } : {}),
       stable: { requests: stableVerdict.requests, successRate: stableVerdict.successRate, p99Ms: stableVerdict.p99Ms },
     };
     const next: CanaryState = { ...state, lastAnalysis: last, windowStart: now, updatedAt: last.at };
     const steps = spec.steps.length;
+    const at = position(spec, state);
     if (verdict.result === 'waiting') {
-      next.message = `step ${state.step + 1}/${steps} at ${state.weight}%: ${verdict.message}`;
+      next.message = `${at}: ${verdict.message}`;
     } else if (verdict.result === 'failed') {
       next.failures = state.failures + 1;
       if (next.failures >= spec.analysis.failureLimit) {
         Object.assign(next, { phase: 'RolledBack', weight: 0, stepStartedAt: last.at });
-        next.message = `rolled back after ${next.failures}/${spec.analysis.failureLimit} failed analyses: ${verdict.message}`;
+        const removed = spec.test ? `; ${testTraffic(spec)} no longer go${spec.test.mirror ? 'es' : ''} to ${spec.canary.service}` : '';
+        next.message = `rolled back after ${next.failures}/${spec.analysis.failureLimit} failed analyses: ${verdict.message}${removed}`;
       } else {
-        next.message = `step ${state.step + 1}/${steps} at ${state.weight}%: analysis failed (${next.failures}/${spec.analysis.failureLimit}): ${verdict.message}`;
+        next.message = `${at}: analysis failed (${next.failures}/${spec.analysis.failureLimit}): ${verdict.message}`;
+      }
+    } else if (spec.test) {
+      // A/B and BlueGreen: count passing intervals, then everything at once (never a weight in between).
+      next.step = state.step + 1;
+      if (next.step >= spec.test.iterations) {
+        Object.assign(next, { phase: 'Promoted', weight: 100, stepStartedAt: last.at });
+        next.message = `promoted: all traffic to ${spec.canary.service} (iteration ${next.step}/${spec.test.iterations} passed: ${verdict.message})`;
+      } else {
+        next.message = `iteration ${next.step}/${spec.test.iterations} passed: ${verdict.message}`;
       }
     } else if (state.step + 1 < steps) {
       Object.assign(next, { step: state.step + 1, weight: spec.steps[state.step + 1], stepStartedAt: last.at });
@@ -189,19 +231,22 @@ export class CanaryController {
     this.commit(key, spec, state, next, verdict.message);
   }
 
-  /** Stores the new state and, when the weight moved, serves it (a change of kind canary). */
+  /** Stores the new state and, when what is served moved (weight, test traffic), serves it (a change of kind canary). */
   private commit(key: string, spec: CanarySpec, before: CanaryState, next: CanaryState, reason: string): void {
     this.states.set(key, next);
-    if (next.weight !== before.weight) {
+    if (served(spec, next) !== served(spec, before)) {
+      const where = spec.test
+        ? { mode: spec.test.mode, iteration: next.step, iterations: spec.test.iterations, test: open(next.phase) }
+        : { step: next.step + 1, steps: spec.steps.length };
       try {
-        this.deps.publish({ canary: key, phase: next.phase, step: next.step + 1, steps: spec.steps.length, weight: next.weight, reason });
+        this.deps.publish({ canary: key, phase: next.phase, ...where, weight: next.weight, reason });
       } catch (err) {
         this.states.set(key, before);
         this.deps.log(`canary ${key}: weight ${next.weight}% cannot be served, staying at ${before.weight}%: ${(err as Error).message}`);
         return;
       }
     }
-    if (next.phase !== before.phase || next.weight !== before.weight || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
+    if (next.phase !== before.phase || next.weight !== before.weight || next.step !== before.step || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
     this.persist(key, next);
   }
 
@@ -214,25 +259,24 @@ export class CanaryController {
     const now = this.now();
     const at = new Date(now).toISOString();
     const next: CanaryState = { ...state, updatedAt: at };
-    const open = state.phase === 'Progressing' || state.phase === 'Paused';
     const refuse = () => {
       throw new CanaryActionError(`Canary ${key} is ${state.phase}: ${action} does not apply (change its spec to start it over)`, 409);
     };
     switch (action) {
       case 'pause':
         if (state.phase !== 'Progressing') refuse();
-        Object.assign(next, { phase: 'Paused', message: `paused by hand at step ${state.step + 1}/${spec.steps.length} (${state.weight}%)` });
+        Object.assign(next, { phase: 'Paused', message: `paused by hand at ${position(spec, state)}` });
         break;
       case 'resume':
         if (state.phase !== 'Paused') refuse();
-        Object.assign(next, { phase: 'Progressing', windowStart: now, message: `resumed by hand at step ${state.step + 1}/${spec.steps.length} (${state.weight}%)` });
+        Object.assign(next, { phase: 'Progressing', windowStart: now, message: `resumed by hand at ${position(spec, state)}` });
         break;
       case 'promote':
-        if (!open) refuse();
+        if (!open(state.phase)) refuse();
         Object.assign(next, { phase: 'Promoted', weight: 100, stepStartedAt: at, message: `promoted by hand: all traffic to ${spec.canary.service}` });
         break;
       case 'abort':
-        if (!open) refuse();
+        if (!open(state.phase)) refuse();
         Object.assign(next, { phase: 'RolledBack', weight: 0, stepStartedAt: at, message: `aborted by hand: all traffic to ${spec.stable.service}` });
         break;
     }
@@ -258,8 +302,19 @@ export class CanaryController {
       target: spec.target.service,
       stable: spec.stable.service,
       canary: spec.canary.service,
+      mode: modeOf(spec),
+      ...(spec.test
+        ? {
+            iteration: state.step,
+            iterations: spec.test.iterations,
+            testTraffic: testTraffic(spec),
+            testing: open(state.phase),
+            ...(spec.test.match ? { match: spec.test.match.map((m) => ({ headers: m.headers })) } : {}),
+            ...(spec.test.mirror ? { mirror: true } : {}),
+          }
+        : {}),
       phase: state.phase,
-      step: state.step + 1,
+      step: spec.test ? state.step : state.step + 1,
       steps: spec.steps,
       weight: state.weight,
       failures: state.failures,
@@ -284,7 +339,18 @@ export interface CanaryView {
   target: string;
   stable: string;
   canary: string;
+  mode: CanaryMode;
+  /** A/B and BlueGreen: passed intervals so far, of `iterations`. */
+  iteration?: number;
+  iterations?: number;
+  /** A/B and BlueGreen: what the canary gets while judged, in words. */
+  testTraffic?: string;
+  /** A/B and BlueGreen: whether the test traffic is being served (Progressing or Paused). */
+  testing?: boolean;
+  match?: { headers: { type: 'Exact' | 'RegularExpression'; name: string; value: string }[] }[];
+  mirror?: boolean;
   phase: CanaryPhase;
+  /** 1-based step; in A/B and BlueGreen mode the same as `iteration`. */
   step: number;
   steps: number[];
   weight: number;

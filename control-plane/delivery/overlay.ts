@@ -1,7 +1,7 @@
 // The traffic split a Canary controller serves, laid over the config model: the
 // user's files are never written, so a config reload (or a git sync) does not fight
 // it. Pure: model + weights in, the model as served out.
-import type { BackendRef, MeshModel, Route, RouteRule } from '../model/types.ts';
+import type { BackendRef, MeshModel, Route, RouteFilter, RouteMatch, RouteRule } from '../model/types.ts';
 
 export interface TrafficSplit {
   /** Canary namespace/name, for the synthetic route's name. */
@@ -12,6 +12,9 @@ export interface TrafficSplit {
   canary: { service: string; namespace: string };
   /** Percent of the target's traffic the canary gets (0..100). */
   canaryWeight: number;
+  /** A/B or BlueGreen while judged: besides its weight, the canary gets the requests
+   *  that match (any one of `match`), or a mirror of what goes to stable. */
+  test?: { match?: RouteMatch[]; mirror?: boolean };
 }
 
 const same = (b: { service: string; namespace: string }, s: { service: string; namespace: string }) => b.service === s.service && b.namespace === s.namespace;
@@ -31,26 +34,40 @@ export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel
         name: `canary-${split.name}`,
         namespace: split.namespace,
         parents: [{ service: split.target.service, namespace: split.target.namespace }],
-        rules: [{ matches: [], backends: splitBackends(split), filters: [] }],
+        rules: splitRule({ matches: [], backends: [{ ...split.stable, weight: 1 }], filters: [] }, split, new Set()),
       };
       routes = [...routes, route];
       continue;
     }
     const canaryPorts = new Set(model.services.find((s) => s.name === split.canary.service && s.namespace === split.canary.namespace)?.ports.map((p) => p.port));
     routes = routes.map((r) =>
-      r.parents.some((p) => same(p, split.target)) ? { ...r, rules: r.rules.map((rule) => splitRule(rule, split, canaryPorts)) } : r,
+      r.parents.some((p) => same(p, split.target)) ? { ...r, rules: r.rules.flatMap((rule) => splitRule(rule, split, canaryPorts)) } : r,
     );
   }
   return { ...model, routes };
 }
 
-function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number>): RouteRule {
+/** A rule that sends to stable, as served: split by weight; with test traffic, also a
+ *  copy of the rule for the matching requests (its matches AND the test's, all to the
+ *  canary; more headers, so it comes first in Gateway API precedence), or a mirror. */
+function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number>): RouteRule[] {
   const stable = rule.backends.find((b) => same(b, split.stable));
-  if (!stable) return rule;
+  if (!stable) return [rule];
   // The canary's port: as the rule names it, else the stable's if the canary has it, else its first.
   const named = rule.backends.find((b) => same(b, split.canary))?.port;
   const canaryPort = named ?? (stable.port !== undefined && canaryPorts.has(stable.port) ? stable.port : undefined);
-  return { ...rule, backends: splitBackends(split, stable.port, canaryPort) };
+  const served: RouteRule = { ...rule, backends: splitBackends(split, stable.port, canaryPort) };
+  const test = split.test;
+  if (!test) return [served];
+  if (test.mirror) {
+    const mirror: RouteFilter = { type: 'RequestMirror', requestMirror: { backend: { ...split.canary, ...(canaryPort !== undefined ? { port: canaryPort } : {}), weight: 1 } } };
+    served.filters = [...rule.filters, mirror];
+  }
+  if (!test.match || test.match.length === 0) return [served];
+  const own = rule.matches.length > 0 ? rule.matches : [{ headers: [], queryParams: [] }];
+  const matches = own.flatMap((m) => test.match!.map((t): RouteMatch => ({ ...m, headers: [...m.headers, ...t.headers], queryParams: [...m.queryParams, ...t.queryParams] })));
+  const toCanary: RouteRule = { ...rule, matches, backends: [{ ...split.canary, ...(canaryPort !== undefined ? { port: canaryPort } : {}), weight: 1 }] };
+  return [toCanary, served];
 }
 
 /** Without a port, a backend is its Service's first port (translate's rule). */

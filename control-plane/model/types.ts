@@ -272,8 +272,12 @@ export interface CanarySpec {
   target: { service: string; namespace: string };
   stable: { service: string; namespace: string };
   canary: { service: string; namespace: string };
-  /** Canary weight (percent) of each step, increasing. */
+  /** Canary weight (percent) of each step, increasing; empty with `test`. */
   steps: number[];
+  /** A/B (strategy Canary with `match`) and BlueGreen: while judged, the canary gets
+   *  only test traffic (the requests that match, or a mirror of all of them); after
+   *  `iterations` passing intervals it gets 100% at once. Absent: weighted steps. */
+  test?: CanaryTest;
   intervalMs: number;
   analysis: {
     /** Percent of non-5xx responses the canary must keep over an interval. */
@@ -285,6 +289,16 @@ export interface CanarySpec {
     failureLimit: number;
   };
   source?: SourceRef;
+}
+
+export interface CanaryTest {
+  mode: 'A/B' | 'BlueGreen';
+  /** Requests matching any one of these go to the canary (each: all its headers hold). */
+  match?: RouteMatch[];
+  /** BlueGreen: a copy of every request to stable goes to the canary; its answers are dropped. */
+  mirror?: boolean;
+  /** Passing intervals before promotion. */
+  iterations: number;
 }
 
 /** Everything the config files declare, validated. */

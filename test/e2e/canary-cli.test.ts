@@ -55,8 +55,8 @@ envoyTest.serial('tessera canary pause/resume/promote/abort move the served spli
   t.deepEqual(await waitFor('the split to be served', async () => (await servedRoutes()).length === 2 && served()), [[`${v2}=all`], [`${v1}=95`, `${v2}=5`]]);
 
   const list = await tessera('list');
-  t.regex(list, /^NAME\s+TARGET\s+PHASE\s+STEP\s+WEIGHT\s+FAILURES\s+LAST ANALYSIS/);
-  t.regex(list, /default\/reviews\s+reviews\s+Progressing\s+1\/4\s+5%\s+0\/2\s+-/);
+  t.regex(list, /^NAME\s+TARGET\s+MODE\s+PHASE\s+STEP\s+WEIGHT\s+FAILURES\s+LAST ANALYSIS/);
+  t.regex(list, /default\/reviews\s+reviews\s+Canary\s+Progressing\s+1\/4\s+5%\s+0\/2\s+-/);
 
   // Without the token nothing changes.
   const refused = await request(`${cp.adminUrl}/api/v1/canaries/default/reviews/promote`, { method: 'POST' });
@@ -66,7 +66,7 @@ envoyTest.serial('tessera canary pause/resume/promote/abort move the served spli
 
   t.regex(await tessera('pause', 'reviews'), /Paused, 5% to reviews-v2: paused by hand at step 1\/4/);
   const get = await run(process.execPath, [tesseraBin, 'get', 'canaries', '--admin', cp.adminUrl]);
-  t.regex(get.stdout, /default\/reviews\s+reviews\s+Paused\s+1\/4\s+5%/);
+  t.regex(get.stdout, /default\/reviews\s+reviews\s+Canary\s+Paused\s+1\/4\s+5%/);
   t.regex(await tessera('resume', 'reviews'), /Progressing, 5% to reviews-v2: resumed by hand/);
   t.regex(await tessera('promote', 'reviews'), /Promoted, 100% to reviews-v2/);
   t.deepEqual(await waitFor('the promotion to be served', async () => JSON.stringify(await served()).includes(`${v2}=all"],["${v2}`) && served()), [[`${v2}=all`], [`${v2}=all`]]);

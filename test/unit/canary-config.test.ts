@@ -45,7 +45,6 @@ test('a config without a Canary has no canaries field (the model of other kinds 
 });
 
 const rejections: [string, Record<string, string>, RegExp, number][] = [
-  ['BlueGreen is not implemented yet', { strategy: 'BlueGreen' }, /strategy BlueGreen is not implemented yet; only strategy Canary/, 8],
   ['ParallelRun is not implemented yet', { strategy: 'ParallelRun' }, /strategy ParallelRun is not implemented yet/, 8],
   ['steps must increase', { steps: '[5, 50, 25]' }, /steps must increase \(step 2 is 25, after 50\)/, 9],
   ['a step over 100', { steps: '[5, 150]' }, /steps\[1\] must be <= 100/, 9],
