@@ -10,9 +10,6 @@ import {
   type TrafficPolicy,
 } from '../model/types.ts';
 
-/** An Envoy resource (or part of one) in protobufjs object form. */
-export type Proto = Record<string, unknown>;
-
 export interface TranslateContext {
   model: MeshModel;
   proxy: ProxyContext;

@@ -10,8 +10,12 @@ export type { ConfigSource } from '../../protos/generated/envoy/config/core/v3/C
 export type { Address } from '../../protos/generated/envoy/config/core/v3/Address.ts';
 export type { HeaderValueOption } from '../../protos/generated/envoy/config/core/v3/HeaderValueOption.ts';
 export type { ClusterLoadAssignment } from '../../protos/generated/envoy/config/endpoint/v3/ClusterLoadAssignment.ts';
+export type { LbEndpoint } from '../../protos/generated/envoy/config/endpoint/v3/LbEndpoint.ts';
 export type { LocalityLbEndpoints } from '../../protos/generated/envoy/config/endpoint/v3/LocalityLbEndpoints.ts';
 export type { Listener } from '../../protos/generated/envoy/config/listener/v3/Listener.ts';
+export type { FilterChain } from '../../protos/generated/envoy/config/listener/v3/FilterChain.ts';
+export type { ListenerFilter } from '../../protos/generated/envoy/config/listener/v3/ListenerFilter.ts';
+export type { TcpProxy } from '../../protos/generated/envoy/extensions/filters/network/tcp_proxy/v3/TcpProxy.ts';
 export type { Filter as NetworkFilter } from '../../protos/generated/envoy/config/listener/v3/Filter.ts';
 export type { RouteConfiguration } from '../../protos/generated/envoy/config/route/v3/RouteConfiguration.ts';
 export type { VirtualHost } from '../../protos/generated/envoy/config/route/v3/VirtualHost.ts';

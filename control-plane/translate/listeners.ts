@@ -3,8 +3,19 @@
 import { EXTENSION } from '../xds/resources/type-urls.ts';
 import { inboundHttpFilters, inboundNetworkFilters, inboundPathNormalization } from './authorization.ts';
 import { adsConfigSource, socketAddress } from './config-source.ts';
-import type { Proto, TranslateContext } from './context.ts';
+import type { TranslateContext } from './context.ts';
 import { duration, wrap } from './duration.ts';
+import {
+  type FilterChain,
+  type HttpConnectionManager,
+  type HttpFilter,
+  type Listener,
+  type ListenerFilter,
+  type NetworkFilter,
+  type RouteConfiguration,
+  type TcpProxy,
+  typedAny,
+} from './envoy-types.ts';
 import type { NamedResource } from './index.ts';
 import {
   apiListenerName,
@@ -25,29 +36,33 @@ import { downstreamTlsSocket, inboundTlsPosture, peerCertificateHeaders, tlsInsp
 import { httpTelemetryFields, tcpTelemetryFields, type Direction } from './telemetry.ts';
 
 /** The router must be the last HTTP filter (Envoy and grpc-js-xds both insist). */
-function routerFilter(): Proto {
-  return { name: FILTER.router, typed_config: { '@type': EXTENSION.router } };
+function routerFilter(): HttpFilter {
+  return { name: FILTER.router, typed_config: typedAny(EXTENSION.router, {}) };
 }
 
-function rds(routeConfigName: string): Proto {
+function rds(routeConfigName: string): Pick<HttpConnectionManager, 'rds'> {
   return { rds: { config_source: adsConfigSource(), route_config_name: routeConfigName } };
 }
 
-function httpConnectionManager(fields: Proto, filtersBeforeRouter: object[] = []): Proto {
-  return {
-    name: FILTER.httpConnectionManager,
-    typed_config: { '@type': EXTENSION.httpConnectionManager, codec_type: 'AUTO', ...fields, http_filters: [...filtersBeforeRouter, routerFilter()] },
-  };
+/** An HCM's own fields, less the two every HCM gets here. */
+type HcmFields = Omit<HttpConnectionManager, 'codec_type' | 'http_filters'>;
+
+function httpConnectionManagerConfig(fields: HcmFields, filtersBeforeRouter: HttpFilter[] = []): HttpConnectionManager {
+  return { codec_type: 'AUTO', ...fields, http_filters: [...filtersBeforeRouter, routerFilter()] };
+}
+
+function httpConnectionManager(fields: HcmFields, filtersBeforeRouter: HttpFilter[] = []): NetworkFilter {
+  return { name: FILTER.httpConnectionManager, typed_config: typedAny(EXTENSION.httpConnectionManager, httpConnectionManagerConfig(fields, filtersBeforeRouter)) };
 }
 
 /** A sidecar's HCM: with the access log and tracing of its Telemetry (the one place
  *  they are merged in; proxyless API listeners never get them). */
-function sidecarHttpConnectionManager(ctx: TranslateContext, direction: Direction, fields: Proto, filtersBeforeRouter: object[] = []): Proto {
+function sidecarHttpConnectionManager(ctx: TranslateContext, direction: Direction, fields: HcmFields, filtersBeforeRouter: HttpFilter[] = []): NetworkFilter {
   return httpConnectionManager({ ...fields, ...httpTelemetryFields(ctx, direction) }, filtersBeforeRouter);
 }
 
 /** The outbound route table, also for proxy-form requests (see outboundListener). */
-function outboundHttpManager(ctx: TranslateContext, statPrefix: string): Proto {
+function outboundHttpManager(ctx: TranslateContext, statPrefix: string): NetworkFilter {
   return sidecarHttpConnectionManager(ctx, 'outbound', {
     stat_prefix: statPrefix,
     ...rds(OUTBOUND_HTTP_ROUTE_CONFIG),
@@ -63,7 +78,7 @@ export function outboundListener(ctx: TranslateContext): NamedResource | undefin
   if (ctx.proxy.capture) return outboundCaptureListener(ctx);
   const name = OUTBOUND_HTTP_LISTENER;
   const hcm = outboundHttpManager(ctx, name);
-  const resource = {
+  const resource: Listener = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
     traffic_direction: 'OUTBOUND',
@@ -83,16 +98,16 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
   const { address, port } = ctx.proxy.inbound;
   const name = inboundListenerName(port);
   const routeConfig = inboundRouteConfig(name, inboundClusterName(port));
-  const plaintext = { filters: [inboundHttpManager(ctx, name, routeConfig, 'plaintext')] };
-  const mtls = { filters: [inboundHttpManager(ctx, name, routeConfig, 'mtls')], transport_socket: downstreamTlsSocket() };
-  const tlsChain = { name: 'mtls', filter_chain_match: { transport_protocol: 'tls' }, ...mtls };
-  const plaintextChain = { name: 'plaintext', filter_chain_match: { transport_protocol: 'raw_buffer' }, ...plaintext };
-  const chains: Record<typeof posture, Proto> = {
+  const plaintext: FilterChain = { filters: [inboundHttpManager(ctx, name, routeConfig, 'plaintext')] };
+  const mtls: FilterChain = { filters: [inboundHttpManager(ctx, name, routeConfig, 'mtls')], transport_socket: downstreamTlsSocket() };
+  const tlsChain: FilterChain = { name: 'mtls', filter_chain_match: { transport_protocol: 'tls' }, ...mtls };
+  const plaintextChain: FilterChain = { name: 'plaintext', filter_chain_match: { transport_protocol: 'raw_buffer' }, ...plaintext };
+  const chains: Record<typeof posture, Pick<Listener, 'listener_filters' | 'filter_chains'>> = {
     plaintext: { filter_chains: [plaintext] },
     mtls: { listener_filters: [tlsInspector()], filter_chains: [tlsChain] },
     both: { listener_filters: [tlsInspector()], filter_chains: [tlsChain, plaintextChain] },
   };
-  const resource = {
+  const resource: Listener = {
     name,
     address: socketAddress(address, port),
     traffic_direction: 'INBOUND',
@@ -104,7 +119,7 @@ export function inboundListener(ctx: TranslateContext): NamedResource | undefine
 /** Every inbound HTTP connection manager: AuthorizationPolicy's RBAC filters (and the
  *  path normalization their path rules rely on); behind mTLS, the caller's identity
  *  for the app (XFCC). */
-function inboundHttpManager(ctx: TranslateContext, name: string, routeConfig: Proto, transport: 'mtls' | 'plaintext'): Proto {
+function inboundHttpManager(ctx: TranslateContext, name: string, routeConfig: RouteConfiguration, transport: 'mtls' | 'plaintext'): NetworkFilter {
   return sidecarHttpConnectionManager(
     ctx,
     'inbound',
@@ -113,7 +128,7 @@ function inboundHttpManager(ctx: TranslateContext, name: string, routeConfig: Pr
   );
 }
 
-function inboundRouteConfig(name: string, cluster: string): Proto {
+function inboundRouteConfig(name: string, cluster: string): RouteConfiguration {
   return {
     name,
     virtual_hosts: [{ name: 'inbound', domains: ['*'], routes: [{ match: { prefix: '/' }, route: { cluster, timeout: duration(0) } }] }],
@@ -125,19 +140,19 @@ function inboundRouteConfig(name: string, cluster: string): Proto {
 /** original_dst restores where a redirected connection was going (SO_ORIGINAL_DST);
  *  http_inspector tells HTTP from anything else. A connection whose first bytes
  *  never come (server-first protocols) goes on undetected, as plain TCP. */
-function captureListenerFilters(): Proto {
+function captureListenerFilters(): Pick<Listener, 'continue_on_listener_filters_timeout'> & { listener_filters: ListenerFilter[] } {
   return {
     listener_filters: [
-      { name: FILTER.originalDst, typed_config: { '@type': LISTENER_FILTER_TYPE.originalDst } },
-      { name: FILTER.httpInspector, typed_config: { '@type': LISTENER_FILTER_TYPE.httpInspector } },
+      { name: FILTER.originalDst, typed_config: typedAny(LISTENER_FILTER_TYPE.originalDst, {}) },
+      { name: FILTER.httpInspector, typed_config: typedAny(LISTENER_FILTER_TYPE.httpInspector, {}) },
     ],
     continue_on_listener_filters_timeout: true,
   };
 }
 
 /** Non-HTTP connections go on, untouched, to their original destination. */
-function passthroughChain(ctx: TranslateContext, direction: Direction, statPrefix: string, filtersBeforeProxy: object[] = []): Proto {
-  const tcpProxy = { '@type': EXTENSION.tcpProxy, stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER, ...tcpTelemetryFields(ctx, direction) };
+function passthroughChain(ctx: TranslateContext, direction: Direction, statPrefix: string, filtersBeforeProxy: NetworkFilter[] = []): FilterChain {
+  const tcpProxy = typedAny<TcpProxy>(EXTENSION.tcpProxy, { stat_prefix: statPrefix, cluster: PASSTHROUGH_CLUSTER, ...tcpTelemetryFields(ctx, direction) });
   return { name: 'passthrough', filters: [...filtersBeforeProxy, { name: FILTER.tcpProxy, typed_config: tcpProxy }] };
 }
 
@@ -148,7 +163,7 @@ export function outboundCaptureListener(ctx: TranslateContext): NamedResource | 
   if (ctx.proxy.kind !== 'sidecar' || !ctx.proxy.capture) return undefined;
   const name = OUTBOUND_CAPTURE_LISTENER;
   const hcm = outboundHttpManager(ctx, name);
-  const resource = {
+  const resource: Listener = {
     name,
     address: socketAddress(ctx.proxy.outbound.address, ctx.proxy.outbound.port),
     traffic_direction: 'OUTBOUND',
@@ -169,7 +184,7 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
   if (posture === 'closed') return undefined;
   const name = INBOUND_CAPTURE_LISTENER;
   const routeConfig = inboundRouteConfig(name, PASSTHROUGH_CLUSTER);
-  const chains: Proto[] = [];
+  const chains: FilterChain[] = [];
   if (posture === 'mtls' || posture === 'both') {
     chains.push({
       name: 'mtls',
@@ -186,8 +201,8 @@ export function inboundCaptureListener(ctx: TranslateContext): NamedResource | u
     });
   }
   const filters = captureListenerFilters();
-  if (posture !== 'plaintext') (filters.listener_filters as Proto[]).splice(1, 0, tlsInspector());
-  const resource = {
+  if (posture !== 'plaintext') filters.listener_filters.splice(1, 0, tlsInspector());
+  const resource: Listener = {
     name,
     address: socketAddress('0.0.0.0', ctx.proxy.capture.inboundPort),
     traffic_direction: 'INBOUND',
@@ -215,8 +230,8 @@ export function apiListeners(ctx: TranslateContext): NamedResource[] {
   return [...listeners.values()];
 }
 
-function apiListener(name: string, routeConfigName: string): Proto {
-  const hcm = httpConnectionManager(rds(routeConfigName)).typed_config as Proto;
+function apiListener(name: string, routeConfigName: string): Listener {
+  const hcm = typedAny(EXTENSION.httpConnectionManager, httpConnectionManagerConfig(rds(routeConfigName)));
   // grpc-js-xds reads only rds and http_filters; codec_type is harmless to it.
   return { name, api_listener: { api_listener: hcm } };
 }

@@ -14,9 +14,20 @@
 import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshService, type MtlsMode } from '../model/types.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
 import { jsonToStruct } from '../xds/resources/struct.ts';
-import type { Proto, TranslateContext } from './context.ts';
+import type { TranslateContext } from './context.ts';
 import { wrap } from './duration.ts';
-import { typedAny, type CommonTlsContext, type DownstreamTlsContext, type SdsSecretConfig, type TransportSocket, type TransportSocketMatch, type UpstreamTlsContext } from './envoy-types.ts';
+import {
+  typedAny,
+  type CommonTlsContext,
+  type DownstreamTlsContext,
+  type HttpConnectionManager,
+  type LbEndpoint,
+  type ListenerFilter,
+  type SdsSecretConfig,
+  type TransportSocket,
+  type TransportSocketMatch,
+  type UpstreamTlsContext,
+} from './envoy-types.ts';
 import { FILTER, LISTENER_FILTER_TYPE } from './names.ts';
 
 /** The agent's SDS cluster in the sidecar bootstrap (sidecar/bootstrap/bootstrap.ts). */
@@ -111,14 +122,14 @@ const MTLS_MATCH_KEY = 'tlsMode';
 const MTLS_MATCH_VALUE = 'mutual';
 
 /** EDS metadata that selects the mtls transport socket match for an instance. */
-export function endpointTlsMetadata(instance: Endpoint): Proto {
+export function endpointTlsMetadata(instance: Endpoint): Pick<LbEndpoint, 'metadata'> {
   if (instance.labels[TLS_MODE_LABEL] !== MTLS_MATCH_VALUE) return {};
   return { metadata: { filter_metadata: { [TRANSPORT_SOCKET_MATCH]: struct({ [MTLS_MATCH_KEY]: MTLS_MATCH_VALUE }) } } };
 }
 
 /** tls_inspector must run for `transport_protocol` to say `tls`. */
-export function tlsInspector(): Proto {
-  return { name: FILTER.tlsInspector, typed_config: { '@type': LISTENER_FILTER_TYPE.tlsInspector } };
+export function tlsInspector(): ListenerFilter {
+  return { name: FILTER.tlsInspector, typed_config: typedAny(LISTENER_FILTER_TYPE.tlsInspector, {}) };
 }
 
 /** How an inbound listener of a sidecar takes connections:
@@ -139,7 +150,7 @@ export function inboundTlsPosture(ctx: TranslateContext): 'plaintext' | 'mtls' |
 }
 
 /** HCM fields for a chain that terminated mTLS: the app learns who called (XFCC). */
-export function peerCertificateHeaders(): Proto {
+export function peerCertificateHeaders(): Pick<HttpConnectionManager, 'forward_client_cert_details' | 'set_current_client_cert_details'> {
   return { forward_client_cert_details: 'SANITIZE_SET', set_current_client_cert_details: { uri: true } };
 }
 
