@@ -312,11 +312,18 @@ const canarySchema = obj(
         analysis: obj({
           successRate: obj({ min: { type: 'number', minimum: 0, maximum: 100 } }, ['min']),
           latencyP99: obj({ max: duration }, ['max']),
+          maxMismatchPercent: { type: 'number', minimum: 0, maximum: 100 },
           minRequests: int(0, 1_000_000_000),
           failureLimit: int(1, 1000),
         }),
+        parallelRun: obj({
+          methods: list({ enum: ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'] }, { minItems: 1, uniqueItems: true }),
+          headers: list({ type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }, { maxItems: 50, uniqueItems: true }),
+          percent: int(1, 100),
+        }),
       },
-      ['targetRef', 'stable', 'canary', 'steps', 'interval'],
+      // steps: required for strategy Canary (convert.ts), refused for ParallelRun.
+      ['targetRef', 'stable', 'canary', 'interval'],
     ),
     status: { type: 'object' },
   },
