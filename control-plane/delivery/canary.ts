@@ -8,6 +8,7 @@ import type { CanarySpec, MeshModel } from '../model/types.ts';
 import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
 import { analyze, type Analysis } from './analysis.ts';
 import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
+import { comparing, judgeParallelRun, parallelRunTarget, type ParallelRunComparator, type ParallelRunStatus } from './parallel-run.ts';
 
 export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
 export type CanaryAction = 'pause' | 'resume' | 'promote' | 'abort';
@@ -21,6 +22,8 @@ export interface LastAnalysis extends Analysis {
   weight: number;
   /** The stable backend over the same window, for comparison. */
   stable: { requests: number; successRate: number | null; p99Ms: number | null };
+  /** ParallelRun: percent of compared requests whose candidate answer differed. */
+  mismatchPercent?: number | null;
 }
 
 /** What is stored per Canary (JSON). */
@@ -45,6 +48,8 @@ export interface CanaryControllerDeps {
   publish: (note: Record<string, unknown>) => void;
   store: { loadState(kind: string): Promise<Map<string, unknown>>; putState(kind: string, key: string, value: unknown): Promise<void> };
   log: (line: string) => void;
+  /** The comparator ParallelRuns mirror to (absent: they compare nothing and say so). */
+  parallelRuns?: ParallelRunComparator;
   now?: () => number;
   tickMs?: number;
 }
@@ -90,14 +95,23 @@ export class CanaryController {
 
   /** Lays the splits over a config model (Reconciler.setOverlay). A Canary without a
    *  state for its current spec starts at its first step. */
-  readonly overlay = (config: MeshModel): MeshModel => applySplits(config, this.splitsFor(config.canaries ?? []));
+  readonly overlay = (config: MeshModel): MeshModel => applySplits(config, this.splitsFor(config.canaries ?? []), this.deps.parallelRuns?.address);
 
   private splitsFor(specs: CanarySpec[]): TrafficSplit[] {
     return specs.map((spec) => {
       const state = this.states.get(keyOf(spec));
-      const weight = state && state.specHash === specHash(spec) ? state.weight : spec.steps[0];
-      return { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: weight };
+      const current = state && state.specHash === specHash(spec) ? state : undefined;
+      const weight = current ? current.weight : firstWeight(spec);
+      const mirror = comparing(spec, current?.phase) ? { mirror: { percent: spec.parallelRun?.percent ?? 100 } } : {};
+      return { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: weight, ...mirror };
     });
+  }
+
+  /** Tells the comparator which ParallelRuns compare now. */
+  private syncComparator(): void {
+    const runs = [...this.specs.values()].filter((spec) => comparing(spec, this.states.get(keyOf(spec))?.phase));
+    const all = [...this.specs.values()].filter((spec) => spec.strategy === 'ParallelRun').map(keyOf);
+    this.deps.parallelRuns?.setRuns(runs.map((spec) => parallelRunTarget(spec, specHash(spec))), all);
   }
 
   /** After a config was applied: new or changed Canaries start over, removed ones are forgotten. */
@@ -122,11 +136,14 @@ export class CanaryController {
         specHash: hash,
         phase: 'Progressing',
         step: 0,
-        weight: spec.steps[0],
+        weight: firstWeight(spec),
         failures: 0,
         windowStart: now,
         stepStartedAt: new Date(now).toISOString(),
-        message: `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
+        message:
+          spec.strategy === 'ParallelRun'
+            ? `parallel run: ${spec.stable.service} answers, ${spec.canary.service} is compared on mirrored requests`
+            : `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
         updatedAt: new Date(now).toISOString(),
       };
       if (!splitTakesEffect(model, spec)) {
@@ -136,6 +153,7 @@ export class CanaryController {
       this.persist(key, fresh);
       this.deps.log(`canary ${key}: ${state ? 'spec changed, starting over' : 'started'} at ${fresh.weight}% to ${spec.canary.service}`);
     }
+    this.syncComparator();
   }
 
   /** Judges every Progressing Canary whose interval is over. */
@@ -155,6 +173,11 @@ export class CanaryController {
   }
 
   private judge(key: string, spec: CanarySpec, state: CanaryState, now: number): void {
+    if (spec.strategy === 'ParallelRun') {
+      const { next, reason } = judgeParallelRun(spec, state, this.deps.parallelRuns?.status(key), now);
+      this.commit(key, spec, state, next, reason);
+      return;
+    }
     const canary = this.deps.traffic.destination(spec.canary, state.windowStart, now + 1);
     const stable = this.deps.traffic.destination(spec.stable, state.windowStart, now + 1);
     const verdict = analyze(spec.analysis, canary);
@@ -192,7 +215,8 @@ export class CanaryController {
   /** Stores the new state and, when the weight moved, serves it (a change of kind canary). */
   private commit(key: string, spec: CanarySpec, before: CanaryState, next: CanaryState, reason: string): void {
     this.states.set(key, next);
-    if (next.weight !== before.weight) {
+    const mirrorChanged = comparing(spec, before.phase) !== comparing(spec, next.phase);
+    if (next.weight !== before.weight || mirrorChanged) {
       try {
         this.deps.publish({ canary: key, phase: next.phase, step: next.step + 1, steps: spec.steps.length, weight: next.weight, reason });
       } catch (err) {
@@ -201,6 +225,7 @@ export class CanaryController {
         return;
       }
     }
+    if (mirrorChanged) this.syncComparator();
     if (next.phase !== before.phase || next.weight !== before.weight || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
     this.persist(key, next);
   }
@@ -270,6 +295,8 @@ export class CanaryController {
       message: state.message,
       lastAnalysis: state.lastAnalysis,
       source: spec.source ? `${spec.source.file}:${spec.source.line}` : undefined,
+      strategy: spec.strategy ?? 'Canary',
+      ...(spec.strategy === 'ParallelRun' ? { parallelRun: this.deps.parallelRuns?.status(key) ?? null } : {}),
     };
   }
 
@@ -296,4 +323,10 @@ export interface CanaryView {
   message: string;
   lastAnalysis?: LastAnalysis;
   source?: string;
+  strategy: 'Canary' | 'ParallelRun';
+  /** ParallelRun: what the comparator found so far (null: no comparator, or not comparing). */
+  parallelRun?: ParallelRunStatus | null;
 }
+
+/** A Canary starts at its first step; a ParallelRun sends the candidate nothing. */
+const firstWeight = (spec: CanarySpec) => (spec.strategy === 'ParallelRun' ? 0 : spec.steps[0]);

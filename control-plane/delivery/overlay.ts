@@ -12,6 +12,8 @@ export interface TrafficSplit {
   canary: { service: string; namespace: string };
   /** Percent of the target's traffic the canary gets (0..100). */
   canaryWeight: number;
+  /** ParallelRun in progress: the split rules also mirror to the comparator. */
+  mirror?: { percent: number };
 }
 
 const same = (b: { service: string; namespace: string }, s: { service: string; namespace: string }) => b.service === s.service && b.namespace === s.namespace;
@@ -20,7 +22,7 @@ const same = (b: { service: string; namespace: string }, s: { service: string; n
  *  to stable and canary by the split instead (a rule that names only the canary, such
  *  as a header match for testers, is left alone). Without any route for the target, a
  *  route with one such rule is added. */
-export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel {
+export function applySplits(model: MeshModel, splits: TrafficSplit[], comparator?: MeshModel['comparator']): MeshModel {
   if (splits.length === 0) return model;
   let routes = model.routes;
   for (const split of splits) {
@@ -31,7 +33,7 @@ export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel
         name: `canary-${split.name}`,
         namespace: split.namespace,
         parents: [{ service: split.target.service, namespace: split.target.namespace }],
-        rules: [{ matches: [], backends: splitBackends(split), filters: [] }],
+        rules: [{ matches: [], backends: splitBackends(split), filters: [], ...mirrorOf(split) }],
       };
       routes = [...routes, route];
       continue;
@@ -41,8 +43,11 @@ export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel
       r.parents.some((p) => same(p, split.target)) ? { ...r, rules: r.rules.map((rule) => splitRule(rule, split, canaryPorts)) } : r,
     );
   }
-  return { ...model, routes };
+  const mirrored = comparator !== undefined && splits.some((s) => s.mirror);
+  return { ...model, routes, ...(mirrored ? { comparator } : {}) };
 }
+
+const mirrorOf = (split: TrafficSplit): Pick<RouteRule, 'comparatorMirror'> => (split.mirror ? { comparatorMirror: split.mirror } : {});
 
 function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number>): RouteRule {
   const stable = rule.backends.find((b) => same(b, split.stable));
@@ -50,7 +55,7 @@ function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number
   // The canary's port: as the rule names it, else the stable's if the canary has it, else its first.
   const named = rule.backends.find((b) => same(b, split.canary))?.port;
   const canaryPort = named ?? (stable.port !== undefined && canaryPorts.has(stable.port) ? stable.port : undefined);
-  return { ...rule, backends: splitBackends(split, stable.port, canaryPort) };
+  return { ...rule, backends: splitBackends(split, stable.port, canaryPort), ...mirrorOf(split) };
 }
 
 /** Without a port, a backend is its Service's first port (translate's rule). */
