@@ -68,9 +68,7 @@ const sidecar: ProxyContext = { kind: 'sidecar', namespace: 'default', outbound:
 
 function served(h: ReturnType<typeof harness>, m: MeshModel, proxy: ProxyContext = sidecar) {
   const resources = translate({ model: h.controller.overlay(m), endpoints: [], proxy });
-  // biome-ignore lint/suspicious/noExplicitAny: reading into translated protos
   const routes = (resources[TypeUrl.RouteConfiguration] ?? []) as any[];
-  // biome-ignore lint/suspicious/noExplicitAny: reading into translated protos
   const host = routes[0]?.resource.virtual_hosts?.find((v: any) => v.name === 'reviews.default:80');
   return { clusters: (resources[TypeUrl.Cluster] ?? []).map((c) => c.name), route: host?.routes[0]?.route };
 }
