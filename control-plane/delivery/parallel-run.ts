@@ -45,6 +45,8 @@ export interface ComparatorServerLimits {
   maxResponseBytes: number;
   /** Per upstream request, headers and body. */
   timeoutMs: number;
+  /** Connections the comparator accepts from sidecars at once. */
+  maxConnections: number;
 }
 
 export const DEFAULT_COMPARATOR_SERVER_LIMITS: ComparatorServerLimits = {
@@ -53,6 +55,7 @@ export const DEFAULT_COMPARATOR_SERVER_LIMITS: ComparatorServerLimits = {
   maxRequestBytes: 64 * 1024,
   maxResponseBytes: 1024 * 1024,
   timeoutMs: 10_000,
+  maxConnections: 1024,
 };
 
 export interface ComparatorDeps {
@@ -164,6 +167,8 @@ export class ComparatorServer {
     server.keepAliveTimeout = 60_000;
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
+    // Bodies being read are bounded per request (maxRequestBytes) and in number here.
+    server.maxConnections = this.limits.maxConnections;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
