@@ -40,6 +40,7 @@ import { CanaryController } from './delivery/canary.ts';
 import { canaryRoutes } from './delivery/routes.ts';
 import { ComparatorServer, registerParallelRunMetrics, type ComparatorServerLimits, type ParallelRunComparator } from './delivery/parallel-run.ts';
 import { comparatorInstances, advertisedAddress } from './delivery/parallel-run-wiring.ts';
+import { ComparatorIdentity } from './delivery/comparator-identity.ts';
 import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
@@ -193,11 +194,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // ParallelRun: the comparator the sidecars mirror to, on its own port.
   let comparator: { server: ComparatorServer; port: number } | undefined;
   let parallelRuns: ParallelRunComparator | undefined;
+  // Its mesh certificate comes once the CA is open (below).
+  let comparatorIdentity: ComparatorIdentity | undefined;
   if (options.comparator) {
     const server = new ComparatorServer({
       instances: (ref, port) => comparatorInstances(state.model, [...(state.model?.endpoints ?? []), ...registry.endpoints()], ref, port),
       log,
       limits: options.comparator.limits,
+      tls: () => comparatorIdentity?.current(),
     });
     const port = await server.listen(options.comparator.port, options.address);
     const address = options.comparator.advertise ?? advertisedAddress(options.address);
@@ -270,6 +274,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   metrics.watchAuthorities(() => ca.authorities());
+  if (comparator) {
+    const identity = new ComparatorIdentity(ca, () => meshConfig()?.certificateLifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS, log);
+    await identity.start();
+    comparatorIdentity = identity;
+    log(`comparator speaks mTLS as ${identity.current()?.spiffeId} to instances whose sidecar has a certificate`);
+  }
   const warnExpiring = () => {
     for (const a of ca.authorities()) {
       const days = (a.notAfter.getTime() - Date.now()) / 86_400_000;
@@ -374,6 +384,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       clearInterval(expiryTimer);
       clearInterval(trafficSweep);
       canaries.close();
+      comparatorIdentity?.close();
       watcher?.close();
       events.close();
       gitSource?.close();

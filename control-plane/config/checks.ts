@@ -2,7 +2,6 @@
 // RE2 (what Envoy and gRPC use), ports exist.
 import { RE2 } from 're2-wasm';
 import { checkAuthorizationPolicies } from './checks-authorization.ts';
-import { checkParallelRuns } from './checks-parallel-run.ts';
 import { mergeTelemetry } from '../model/telemetry.ts';
 import type { MeshModel, Telemetry } from '../model/types.ts';
 import type { Reference, RegexUse } from './convert.ts';
@@ -55,7 +54,6 @@ export function checkModel(model: MeshModel, refs: Reference[], regexes: RegexUs
     }
   }
   checkAuthorizationPolicies(model, errors);
-  checkParallelRuns(model, errors);
   checkTelemetry(model.telemetry ?? [], errors);
   for (const use of regexes) {
     try {

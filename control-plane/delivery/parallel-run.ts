@@ -3,7 +3,8 @@
 // request_mirror_policies: fire and forget, the answer is discarded). It answers the
 // mirror at once (202) and, off the caller's path, sends the request to a stable
 // instance (primary), a second stable instance (secondary, for noise) and a candidate
-// instance, then compares the three answers (comparator.ts). Only the methods a run
+// instance, then compares the three answers (comparator.ts); mTLS with its own mesh
+// certificate to instances whose sidecar has one (comparator-identity.ts). Only the methods a run
 // allows are forwarded; the rest are counted as skipped. Everything is bounded:
 // concurrent comparisons, queued requests, body sizes; what does not fit is dropped
 // and counted.
@@ -12,6 +13,7 @@ import client from 'prom-client';
 import { Agent, request } from 'undici';
 import type { CanarySpec } from '../model/types.ts';
 import type { CanaryPhase, CanaryState, LastAnalysis } from './canary.ts';
+import { checkSpiffeIdentity, type ClientTls } from './comparator-identity.ts';
 import { Comparison, DEFAULT_COMPARATOR_LIMITS, routeKey, type Answer, type ComparisonReport } from './comparator.ts';
 
 type Ref = { service: string; namespace: string };
@@ -32,6 +34,8 @@ export interface ParallelRunTarget {
 export interface Instance {
   address: string;
   port: number;
+  /** Its sidecar has a mesh certificate: speak mTLS, and the peer must be one of these SPIFFE IDs. */
+  tls?: { identities: string[] };
 }
 
 export interface ComparatorServerLimits {
@@ -63,10 +67,20 @@ export interface ComparatorDeps {
   instances: (service: Ref, port?: number) => Instance[];
   log: (line: string) => void;
   limits?: Partial<ComparatorServerLimits>;
+  /** The comparator's own mesh certificate, for instances that take mTLS. */
+  tls?: () => ClientTls | undefined;
 }
 
 /** Why a mirrored request was not compared. */
-export type DropReason = 'queue_full' | 'request_too_large' | 'response_too_large' | 'no_instances' | 'upstream_error' | 'unknown_host' | 'ambiguous_host';
+export type DropReason =
+  | 'queue_full'
+  | 'request_too_large'
+  | 'response_too_large'
+  | 'no_instances'
+  | 'upstream_error'
+  | 'no_certificate'
+  | 'unknown_host'
+  | 'ambiguous_host';
 
 export interface ParallelRunStatus extends ComparisonReport {
   /** False once the run is over: the report is final. */
@@ -108,6 +122,9 @@ export class ComparatorServer {
   private active = 0;
   private server?: http.Server;
   private readonly agent: Agent;
+  /** mTLS agents, one per set of peer identities, for the certificate they were made with. */
+  private tlsAgents = new Map<string, Agent>();
+  private tlsMaterial?: ClientTls;
   /** Drops with no run to charge them to (unknown host), and every drop, for /metrics. */
   readonly dropped: Partial<Record<DropReason, number>> = {};
   comparedTotal = 0;
@@ -186,7 +203,32 @@ export class ComparatorServer {
         server.closeAllConnections();
       });
     }
-    await this.agent.close().catch(() => {});
+    await Promise.all([this.agent, ...this.tlsAgents.values()].map((a) => a.close().catch(() => {})));
+  }
+
+  /** The mTLS agent for peers with these identities, made again when the certificate
+   *  or trust bundle changed. */
+  private tlsAgent(identities: string[]): Agent | undefined {
+    const material = this.deps.tls?.();
+    if (!material) return undefined;
+    if (material !== this.tlsMaterial) {
+      for (const old of this.tlsAgents.values()) old.close().catch(() => {});
+      this.tlsAgents = new Map();
+      this.tlsMaterial = material;
+    }
+    const key = identities.join(',');
+    let agent = this.tlsAgents.get(key);
+    if (!agent) {
+      agent = new Agent({
+        connections: 64,
+        headersTimeout: this.limits.timeoutMs,
+        bodyTimeout: this.limits.timeoutMs,
+        keepAliveTimeout: 10_000,
+        connect: { key: material.key, cert: material.cert, ca: material.ca, rejectUnauthorized: true, checkServerIdentity: checkSpiffeIdentity(identities) },
+      });
+      this.tlsAgents.set(key, agent);
+    }
+    return agent;
   }
 
   private drop(run: Run | undefined, reason: DropReason): void {
@@ -295,6 +337,10 @@ export class ComparatorServer {
     const primary = stable[i % stable.length];
     const secondary = stable[(i + 1) % stable.length];
     const candidate = candidates[i % candidates.length];
+    if ([primary, secondary, candidate].some((to) => to.tls) && !this.deps.tls?.()) {
+      this.drop(run, 'no_certificate');
+      return;
+    }
     const answers = await Promise.all([primary, secondary, candidate].map((to) => this.forward(to, job)));
     if (answers.some((a) => a === 'too_large')) {
       this.drop(run, 'response_too_large');
@@ -313,12 +359,14 @@ export class ComparatorServer {
 
   private async forward(to: Instance, job: Job): Promise<Answer | 'too_large' | 'error'> {
     const host = to.address.includes(':') ? `[${to.address}]` : to.address;
+    const dispatcher = to.tls ? this.tlsAgent(to.tls.identities) : this.agent;
+    if (!dispatcher) return 'error';
     try {
-      const res = await request(`http://${host}:${to.port}${job.url}`, {
+      const res = await request(`${to.tls ? 'https' : 'http'}://${host}:${to.port}${job.url}`, {
         method: job.method as 'GET',
         headers: job.headers,
         body: job.body.length > 0 ? job.body : undefined,
-        dispatcher: this.agent,
+        dispatcher,
       });
       const chunks: Buffer[] = [];
       let size = 0;
@@ -494,7 +542,7 @@ export function registerParallelRunMetrics(registry: client.Registry, comparator
   });
   new client.Counter({
     name: 'tessera_parallel_run_dropped_total',
-    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, unknown_host, ambiguous_host)',
+    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host)',
     labelNames: ['reason'],
     registers: [registry],
     collect() {

@@ -12,19 +12,23 @@ import { request } from 'undici';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
 import { envoyHosts, envoyTest, requireEnvoy, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
+import { startSidecar } from '../support/sidecar.ts';
 
 const run = promisify(execFile);
 
 interface App {
   port: number;
   hits: number;
+  /** The x-forwarded-client-cert of each request (set by an mTLS inbound sidecar). */
+  callers: string[];
 }
 
 /** A JSON app: `{id, rating, timestamp}`; `rating` comes from `rating(n)` for its n-th request. */
 async function app(t: ExecutionContext, name: string, opts: { rating?: (n: number) => number; delayMs?: number } = {}): Promise<App> {
-  const a: App = { port: 0, hits: 0 };
+  const a: App = { port: 0, hits: 0, callers: [] };
   const server = http.createServer((req, res) => {
     const n = ++a.hits;
+    a.callers.push(String(req.headers['x-forwarded-client-cert'] ?? ''));
     const body = JSON.stringify({ id: req.url?.split('/').pop(), rating: opts.rating?.(n) ?? 5, timestamp: Date.now() + Math.random() });
     const reply = () => res.writeHead(200, { 'content-type': 'application/json', 'x-backend': name }).end(body);
     if (opts.delayMs) setTimeout(reply, opts.delayMs);
@@ -174,4 +178,62 @@ envoyTest.serial('a parallel run over its mismatch bound is rolled back: mirrori
   t.true(answers.every((a) => a.backend === 'reviews-v1'));
   await new Promise((r) => setTimeout(r, 700));
   t.is(candidate.hits, hits);
+});
+
+async function joinTokenFile(t: ExecutionContext, adminUrl: string, serviceAccount: string): Promise<string> {
+  const res = await request(`${adminUrl}/api/v1/join-tokens`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ serviceAccount }) });
+  const json = (await res.body.json()) as { token: string };
+  t.is(res.statusCode, 201);
+  const file = path.join(tempDir(t, 'tessera-token-'), 'token');
+  fs.writeFileSync(file, json.token, { mode: 0o600 });
+  return file;
+}
+
+envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stable and candidate with its own mesh certificate', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const stableApp = await app(t, 'reviews-v1');
+  const candidateApp = await app(t, 'reviews-v2', { rating: (n) => (n % 10 === 0 ? 4 : 5), delayMs: 300 });
+  const dir = tempDir(t);
+  const declared = ['reviews', 'reviews-v1', 'reviews-v2'].map((n) => service(n, []));
+  fs.writeFileSync(path.join(dir, 'services.yaml'), declared.join('---\n'));
+  fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
+  fs.writeFileSync(path.join(dir, 'canary.yaml'), parallelRun(''));
+  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(await freePort())] });
+  const sidecar = async (name: string, appPort: number, extra: string[] = []) =>
+    startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), ...extra] });
+  const stable = await sidecar('reviews-v1', stableApp.port);
+  const candidate = await sidecar('reviews-v2', candidateApp.port);
+  const client = await startSidecar(t, {
+    service: 'productpage',
+    appPort: await freePort(),
+    inbound: false,
+    controlPlane: cp,
+    extraArgs: ['--no-register', '--health-check', 'none', '--join-token-file', await joinTokenFile(t, cp.adminUrl, 'productpage')],
+  });
+  await Promise.all([stable.waitReady(60_000), candidate.waitReady(60_000), client.waitReady(60_000)]);
+  await waitFor('reviews to answer through the client sidecar', async () => {
+    const res = await request(`http://127.0.0.1:${client.outboundPort}/reviews/0`, { headers: { host: 'reviews' } });
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, 30_000, 100);
+  // STRICT indeed: the stable sidecar's inbound port refuses plaintext.
+  const plaintext = await request(`http://127.0.0.1:${stable.inboundPort}/`).then(async (r) => (await r.body.dump(), r.statusCode), (err: Error) => err.message);
+  t.not(plaintext, 200);
+
+  const N = 100;
+  const answers = await send(client.outboundPort, N, 4);
+  t.deepEqual([...new Set(answers.map((a) => `${a.status} ${a.backend}`))], ['200 reviews-v1']);
+  const view = await waitFor('the mirrored requests to be compared', async () => {
+    const c = await canaryOf(cp);
+    const p = c.parallelRun;
+    return p && p.compared + Object.values(p.dropped).reduce((a, b) => a + (b ?? 0), 0) >= N ? c : undefined;
+  }, 60_000, 200);
+  const p = view.parallelRun!;
+  t.deepEqual(p.dropped, {}, 'nothing dropped: the comparator got through mTLS');
+  t.true(p.mismatchPercent! >= 5 && p.mismatchPercent! <= 16, `mismatch ${p.mismatchPercent}%`);
+  t.deepEqual(p.routes[0].fields.map((f) => f.field), ['body.rating']);
+  // The apps saw the comparator's SPIFFE identity (the inbound sidecar's XFCC).
+  const comparatorId = 'spiffe://tessera.local/ns/tessera-system/sa/tessera-comparator';
+  t.true(stableApp.callers.some((x) => x.includes(comparatorId)), 'stable was called by the comparator over mTLS');
+  t.true(candidateApp.callers.length > 0 && candidateApp.callers.every((x) => x.includes(comparatorId)), 'the candidate was called only by the comparator, over mTLS');
 });

@@ -4,7 +4,10 @@ import http from 'node:http';
 import test from 'ava';
 import { request } from 'undici';
 import { Comparison, diffAnswers, OTHER_ROUTE, routeKey, DEFAULT_COMPARATOR_LIMITS, type Answer } from '../../control-plane/delivery/comparator.ts';
+import { checkSpiffeIdentity } from '../../control-plane/delivery/comparator-identity.ts';
 import { ComparatorServer, judgeMismatch, type Instance } from '../../control-plane/delivery/parallel-run.ts';
+import { comparatorInstances } from '../../control-plane/delivery/parallel-run-wiring.ts';
+import type { Endpoint, MeshModel } from '../../control-plane/model/types.ts';
 
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
   status,
@@ -213,4 +216,30 @@ test('a mirrored body over the limit and an answer over the limit are dropped an
   await mirror('GET', '/big');
   await until(() => (server.status('default/reviews')?.dropped.response_too_large ?? 0) === 1);
   t.deepEqual(server.status('default/reviews')!.dropped, { request_too_large: 1, response_too_large: 1 });
+});
+
+// ---- which instances, and how to speak to them ----
+
+test('instances: healthy ones of the Service, mTLS to those whose sidecar has a certificate (not under DISABLE), the dialled port of a multi-port Service', (t) => {
+  const e = (id: string, port: number, over: Partial<Endpoint> = {}): Endpoint => ({ id, service: 'reviews-v1', namespace: 'default', address: '10.0.0.1', port, labels: {}, health: 'healthy', source: 'registry', ...over });
+  const model: MeshModel = {
+    services: [{ name: 'reviews-v1', namespace: 'default', serviceAccounts: ['reviews'], ports: [{ port: 80, targetPort: 8080, appProtocol: 'http' }, { port: 81, targetPort: 8081, appProtocol: 'http' }] }],
+    routes: [],
+    policies: [],
+    endpoints: [],
+  };
+  const endpoints = [e('a', 8080, { labels: { 'tessera.dev/tls-mode': 'mutual' } }), e('b', 8080, { address: '10.0.0.2', health: 'unhealthy' }), e('c', 8081), e('d', 8080, { service: 'other' })];
+  const ref = { service: 'reviews-v1', namespace: 'default' };
+  t.deepEqual(comparatorInstances(model, endpoints, ref, 80), [{ address: '10.0.0.1', port: 8080, tls: { identities: ['spiffe://tessera.local/ns/default/sa/reviews'] } }]);
+  t.deepEqual(comparatorInstances(model, endpoints, ref, 81), [{ address: '10.0.0.1', port: 8081 }]);
+  t.deepEqual(comparatorInstances(model, endpoints, ref), comparatorInstances(model, endpoints, ref, 80), 'no port: the first HTTP port');
+  const disabled = { ...model, meshConfig: { trustDomain: 'tessera.local', mtlsMode: 'DISABLE' as const, certificateLifetimeMs: 1 } };
+  t.deepEqual(comparatorInstances(disabled, endpoints, ref, 80), [{ address: '10.0.0.1', port: 8080 }]);
+});
+
+test('the comparator accepts a peer only with one of the Service\'s SPIFFE identities', (t) => {
+  const check = checkSpiffeIdentity(['spiffe://tessera.local/ns/default/sa/reviews']);
+  t.is(check('10.0.0.1', { subjectaltname: 'URI:spiffe://tessera.local/ns/default/sa/reviews' }), undefined);
+  t.regex(check('10.0.0.1', { subjectaltname: 'URI:spiffe://tessera.local/ns/default/sa/ratings' })!.message, /peer is spiffe:\/\/tessera.local\/ns\/default\/sa\/ratings, not one of/);
+  t.truthy(check('10.0.0.1', { subjectaltname: 'DNS:reviews' }));
 });
