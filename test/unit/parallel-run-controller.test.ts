@@ -8,6 +8,7 @@ import type { CanarySpec, MeshModel, ProxyContext } from '../../control-plane/mo
 import { MemoryStore } from '../../control-plane/registry/store.ts';
 import { TrafficStore } from '../../control-plane/telemetry/traffic.ts';
 import { translate } from '../../control-plane/translate/index.ts';
+import { decodeAny, encodeAny } from '../../control-plane/xds/resources/codec.ts';
 import { TypeUrl } from '../../control-plane/xds/resources/type-urls.ts';
 
 const ref = (service: string) => ({ service, namespace: 'default' });
@@ -149,4 +150,18 @@ test('without a comparator a ParallelRun mirrors nothing and says why', (t) => {
   now = 20_000;
   controller.tick();
   t.regex(controller.list()[0].message, /no comparator: start the control plane with --comparator-port/);
+});
+
+test('the mirrored route and the comparator cluster survive encoding (no field dropped on the way to Envoy)', (t) => {
+  const h = harness();
+  const m = model([spec()]);
+  h.controller.sync(m);
+  const resources = translate({ model: h.controller.overlay(m), endpoints: [], proxy: sidecar });
+  for (const type of [TypeUrl.RouteConfiguration, TypeUrl.Cluster] as const) {
+    for (const r of resources[type] ?? []) t.deepEqual(decodeAny(encodeAny(type, r.resource)), JSON.parse(JSON.stringify(r.resource)), r.name);
+  }
+  const decoded = JSON.stringify(decodeAny(encodeAny(TypeUrl.RouteConfiguration, resources[TypeUrl.RouteConfiguration]![0].resource)));
+  t.true(decoded.includes('"disable_shadow_host_suffix_append":true'));
+  const cluster = resources[TypeUrl.Cluster]!.find((c) => c.name === 'tessera_comparator')!;
+  t.true(JSON.stringify(decodeAny(encodeAny(TypeUrl.Cluster, cluster.resource))).includes('"address":"10.0.0.9"'));
 });
