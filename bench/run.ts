@@ -3,6 +3,8 @@
 // `npm run bench -- --soak` runs only the soak (SOAK_MINUTES, default 30).
 // `npm run bench -- --peer` runs only the side-by-side benchmark against
 // go-control-plane (bench/peer/peer.ts).
+// `npm run bench -- --comparator` runs only the ParallelRun comparator's throughput
+// (bench/comparator.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +21,21 @@ if (process.argv.includes('--soak')) {
 if (process.argv.includes('--peer')) {
   const { runPeer } = await import('./peer/peer.ts');
   await runPeer(path.join(here, 'results'));
+  process.exit(0);
+}
+if (process.argv.includes('--comparator')) {
+  const { comparatorBench } = await import('./comparator.ts');
+  const result = {
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    at: new Date().toISOString(),
+    comparator: await comparatorBench(),
+  };
+  const outDir = path.join(here, 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  const file = path.join(outDir, `comparator-${Date.now()}.json`);
+  fs.writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  process.stderr.write(`bench: results written to ${path.relative(process.cwd(), file)}\n`);
   process.exit(0);
 }
 const clients = Number(process.env.BENCH_CLIENTS ?? 2000);
@@ -44,6 +61,8 @@ const sidecars = Number(process.env.BENCH_SIDECARS ?? 500);
 process.stderr.write(`bench: metric ingestion, ${sidecars} sidecars flushing every 5 s…\n`);
 results.metricsIngest = await metricsIngest(sidecars);
 process.stderr.write(`${JSON.stringify(results.metricsIngest)}\n`);
+process.stderr.write('bench: ParallelRun comparator…\n');
+results.comparator = await (await import('./comparator.ts')).comparatorBench();
 
 const outDir = path.join(here, 'results');
 fs.mkdirSync(outDir, { recursive: true });

@@ -38,6 +38,9 @@ import { registerTrafficMetrics, trafficRoutes } from './telemetry/routes.ts';
 import { TrafficStore } from './telemetry/traffic.ts';
 import { CanaryController } from './delivery/canary.ts';
 import { canaryRoutes } from './delivery/routes.ts';
+import { ComparatorServer, registerParallelRunMetrics, type ComparatorServerLimits, type ParallelRunComparator } from './delivery/parallel-run.ts';
+import { comparatorInstances, advertisedAddress } from './delivery/parallel-run-wiring.ts';
+import { ComparatorIdentity } from './delivery/comparator-identity.ts';
 import { proxyContextOf } from './reconcile/proxy-context.ts';
 
 export interface ControlPlaneOptions {
@@ -59,6 +62,10 @@ export interface ControlPlaneOptions {
   xdsTls?: { names: string[] };
   /** Review Kubernetes service-account tokens as proof of identity. */
   kubernetes?: KubernetesReviewOptions;
+  /** The comparator of ParallelRun Canaries (`--comparator-port`), bound on `address`;
+   *  sidecars reach it at `advertise` (default: `address`, or this host's first
+   *  non-loopback IPv4 when that is a wildcard). */
+  comparator?: { port: number; advertise?: string; limits?: Partial<ComparatorServerLimits> };
   log?: (line: string) => void;
 }
 
@@ -81,6 +88,8 @@ export interface ControlPlane {
   events: LiveEvents;
   traffic: TrafficStore;
   canaries: CanaryController;
+  /** The ParallelRun comparator, with --comparator-port. */
+  comparator?: { server: ComparatorServer; port: number };
   close(): Promise<void>;
 }
 
@@ -182,11 +191,31 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // below), and the Canary controller that moves traffic by it. Its state comes from
   // the store before the first config is served, so a restart resumes each Canary.
   const traffic = new TrafficStore();
+  // ParallelRun: the comparator the sidecars mirror to, on its own port.
+  let comparator: { server: ComparatorServer; port: number } | undefined;
+  let parallelRuns: ParallelRunComparator | undefined;
+  // Its mesh certificate comes once the CA is open (below).
+  let comparatorIdentity: ComparatorIdentity | undefined;
+  if (options.comparator) {
+    const server = new ComparatorServer({
+      instances: (ref, port) => comparatorInstances(state.model, [...(state.model?.endpoints ?? []), ...registry.endpoints()], ref, port),
+      log,
+      limits: options.comparator.limits,
+      tls: () => comparatorIdentity?.current(),
+    });
+    const port = await server.listen(options.comparator.port, options.address);
+    const address = options.comparator.advertise ?? advertisedAddress(options.address);
+    comparator = { server, port };
+    parallelRuns = { setRuns: (t, r) => server.setRuns(t, r), status: (k) => server.status(k), address: { address, port } };
+    registerParallelRunMetrics(metrics.registry, server);
+    log(`comparator (ParallelRun) on ${options.address}:${port}; sidecars mirror to ${address}:${port}`);
+  }
   const canaries = new CanaryController({
     traffic,
     publish: (note) => reconciler.publishOverlay(note),
     store: registry.stateStore,
     log,
+    parallelRuns,
   });
   await canaries.load();
   reconciler.setOverlay(canaries.overlay);
@@ -245,6 +274,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     },
   });
   metrics.watchAuthorities(() => ca.authorities());
+  if (comparator) {
+    const identity = new ComparatorIdentity(ca, () => meshConfig()?.certificateLifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS, log);
+    await identity.start();
+    comparatorIdentity = identity;
+    log(`comparator speaks mTLS as ${identity.current()?.spiffeId} to instances whose sidecar has a certificate`);
+  }
   const warnExpiring = () => {
     for (const a of ca.authorities()) {
       const days = (a.notAfter.getTime() - Date.now()) / 86_400_000;
@@ -344,16 +379,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     events,
     traffic,
     canaries,
+    comparator,
     async close() {
       clearInterval(expiryTimer);
       clearInterval(trafficSweep);
       canaries.close();
+      comparatorIdentity?.close();
       watcher?.close();
       events.close();
       gitSource?.close();
       loader.close();
       reconciler.close();
-      await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close()]);
+      await Promise.all([xds.close(), admin.close(), registry.close(), kubernetes?.close(), comparator?.server.close()]);
     },
   };
 }

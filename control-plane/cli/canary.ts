@@ -51,8 +51,11 @@ export async function canaryCommand(args: string[], out: NodeJS.WritableStream =
 
 /** The canary's share: "25%", or in A/B and BlueGreen mode while judged "0% + test traffic". */
 const share = (c: CanaryView) => `${c.weight}%${c.testing ? ` + ${c.mirror ? 'mirror' : 'match'}` : ''}`;
-/** "2/4" (step of steps), or the passed iterations of A/B and BlueGreen. */
-const progress = (c: CanaryView) => (c.iterations !== undefined ? `${c.iteration}/${c.iterations}` : `${c.step}/${c.steps.length}`);
+/** "2/4" (step of steps), the passed iterations of A/B and BlueGreen, or "parallel". */
+const progress = (c: CanaryView) => {
+  if (c.strategy === 'ParallelRun') return 'parallel';
+  return c.iterations !== undefined ? `${c.iteration}/${c.iterations}` : `${c.step}/${c.steps.length}`;
+};
 
 export async function printCanaries(target: AdminTarget, json: boolean, out: NodeJS.WritableStream): Promise<number> {
   const { canaries } = await adminGet<{ canaries: CanaryView[] }>(target, '/api/v1/canaries');
@@ -63,6 +66,7 @@ export async function printCanaries(target: AdminTarget, json: boolean, out: Nod
   const analysis = (c: CanaryView) => {
     const a = c.lastAnalysis;
     if (!a) return '-';
+    if (c.strategy === 'ParallelRun') return `${a.result} ${a.requests} compared, ${a.mismatchPercent ?? '-'}% differ`;
     return `${a.result} ${a.requests} req, ${a.successRate ?? '-'}% ok, p99 ${a.p99Ms ?? '-'} ms`;
   };
   const rows = canaries.map((c) => [
@@ -80,6 +84,7 @@ export async function printCanaries(target: AdminTarget, json: boolean, out: Nod
 }
 
 function describe(c: CanaryView): string {
+  if (c.strategy === 'ParallelRun') return describeParallelRun(c);
   const a = c.lastAnalysis;
   const lines = [
     `canary ${c.namespace}/${c.name} (${c.source ?? 'config'}): ${c.target} from ${c.stable} to ${c.canary}`,
@@ -95,6 +100,32 @@ function describe(c: CanaryView): string {
       `  ${c.canary}: ${a.requests} ${a.test === 'mirror' ? 'mirrored ' : a.test === 'match' ? 'matching ' : ''}requests, ${a.errors5xx} 5xx, success rate ${a.successRate ?? '-'}%, p99 ${a.p99Ms ?? '-'} ms`,
       `  ${c.stable}: ${a.stable.requests} requests, success rate ${a.stable.successRate ?? '-'}%, p99 ${a.stable.p99Ms ?? '-'} ms`,
     );
+  }
+  if (c.nextAnalysisAt) lines.push(`next analysis ${c.nextAnalysisAt}`);
+  return lines.join('\n') + '\n';
+}
+
+function describeParallelRun(c: CanaryView): string {
+  const lines = [
+    `canary ${c.namespace}/${c.name} (${c.source ?? 'config'}): parallel run, ${c.target} answered by ${c.stable}, ${c.canary} compared on mirrored requests`,
+    `phase ${c.phase}, ${c.weight}% to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`,
+    c.message,
+  ];
+  const p = c.parallelRun;
+  if (!p) lines.push('no comparison (no comparator, or the control plane restarted since the run ended)');
+  else {
+    lines.push(`${p.comparing ? 'comparing' : 'finished'} since ${p.startedAt}: ${p.compared} compared, ${p.mismatched} differ (${p.mismatchPercent ?? '-'}%)`);
+    const skipped = Object.entries(p.skipped).map(([m, n]) => `${m} ${n}`);
+    const dropped = Object.entries(p.dropped).map(([r, n]) => `${r} ${n}`);
+    if (skipped.length) lines.push(`skipped (method not compared): ${skipped.join(', ')}`);
+    if (dropped.length) lines.push(`dropped: ${dropped.join(', ')}`);
+    for (const r of p.routes) {
+      lines.push(`  ${r.route}: ${r.compared} compared, ${r.mismatched} differ (${r.mismatchPercent}%)${r.noisyFields.length ? `; noise ignored: ${r.noisyFields.join(', ')}` : ''}`);
+      for (const f of r.fields) {
+        lines.push(`    ${f.field}: ${f.differences} (${f.percent}%)`);
+        for (const e of f.examples) lines.push(`      ${e.request}: stable ${e.primary}, candidate ${e.candidate}`);
+      }
+    }
   }
   if (c.nextAnalysisAt) lines.push(`next analysis ${c.nextAnalysisAt}`);
   return lines.join('\n') + '\n';

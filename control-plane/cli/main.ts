@@ -14,6 +14,7 @@ commands:
                 [--address 0.0.0.0] [--store memory|file:PATH|etcd://HOST:PORT,...] [--admin-token-file F]
                 [--ca-dir DIR] [--ca-cert F --ca-key F] [--ca-rotation-grace 60s] [--xds-tls [--xds-tls-names N,…]]
                 [--kube-api URL --kube-token-file F [--kube-ca-file F] [--kube-audience A,…]]
+                [--comparator-port P [--comparator-address IP]]   (ParallelRun Canaries)
   validate DIR
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
@@ -147,8 +148,11 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
       'kube-ca-file': { type: 'string' },
       'kube-audience': { type: 'string' },
       'git-interval': { type: 'string' },
+      'comparator-port': { type: 'string' },
+      'comparator-address': { type: 'string' },
     },
   });
+  if (values['comparator-address'] !== undefined && values['comparator-port'] === undefined) throw new UsageError('--comparator-address goes with --comparator-port');
   const git = values.config !== undefined && isGitSource(values.config) ? gitOption(values.config, values['git-interval']) : undefined;
   if (!git && values['git-interval'] !== undefined) throw new UsageError('--git-interval applies to --config git+URL#BRANCH:PATH only');
   const { startControlPlane } = await import('../main.ts');
@@ -175,6 +179,10 @@ async function controlPlane(args: string[]): Promise<number | undefined> {
     kubernetes: values['kube-api']
       ? { url: values['kube-api'], tokenFile: values['kube-token-file']!, caFile: values['kube-ca-file'], audiences: values['kube-audience']?.split(',') }
       : undefined,
+    comparator:
+      values['comparator-port'] !== undefined
+        ? { port: portOption(values['comparator-port'], 'comparator-port', 0), advertise: values['comparator-address'] }
+        : undefined,
   });
   const stop = () => {
     cp.close().then(() => process.exit(0));

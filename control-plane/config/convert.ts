@@ -19,6 +19,7 @@ import {
   type TrafficPolicy,
 } from '../model/types.ts';
 import { convertAuthorizationPolicy } from './convert-authorization.ts';
+import { strategyFields } from './convert-parallel-run.ts';
 import { formatProblem } from './access-log-format.ts';
 import { parseDuration } from './duration.ts';
 import type { Locate } from './load.ts';
@@ -451,10 +452,6 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
   const name = `Canary ${namespace}/${doc.metadata.name}`;
   const s = doc.spec;
   const strategy = s.strategy ?? 'Canary';
-  if (strategy !== 'Canary' && strategy !== 'BlueGreen') {
-    ctx.error(['spec', 'strategy'], `${name}: strategy ${strategy} is not implemented yet; only strategies Canary (weighted steps or A/B by match) and BlueGreen are`);
-    return;
-  }
   const target = { service: s.targetRef.name as string, namespace: (s.targetRef.namespace as string | undefined) ?? namespace };
   const stable = { service: s.stable.name as string, namespace };
   const canary = { service: s.canary.name as string, namespace };
@@ -471,7 +468,8 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
   if (target.service === stable.service || target.service === canary.service) {
     fail(['spec', 'targetRef', 'name'], `targetRef ${target.service} must be the Service clients call, not the stable or canary backend`);
   }
-  const test = canaryTest(s, ctx, name, fail);
+  const perStrategy = strategyFields(strategy, s, fail);
+  const test = strategy === 'ParallelRun' ? undefined : canaryTest(s, ctx, name, fail);
   const steps = (s.steps ?? []) as number[];
   steps.forEach((w, i) => {
     if (i > 0 && w <= steps[i - 1]) fail(['spec', 'steps', i], `steps must increase (step ${i} is ${w}, after ${steps[i - 1]})`);
@@ -489,7 +487,10 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
     steps,
     ...(test ? { test } : {}),
     intervalMs,
+    ...(strategy === 'ParallelRun' ? { strategy } : {}),
+    ...perStrategy,
     analysis: {
+      ...(a.maxMismatchPercent !== undefined ? { maxMismatchPercent: a.maxMismatchPercent } : {}),
       minRequests: a.minRequests ?? 0,
       failureLimit: a.failureLimit ?? 1,
       ...(a.successRate ? { successRateMin: a.successRate.min } : {}),

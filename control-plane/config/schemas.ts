@@ -316,11 +316,17 @@ const canarySchema = obj(
         analysis: obj({
           successRate: obj({ min: { type: 'number', minimum: 0, maximum: 100 } }, ['min']),
           latencyP99: obj({ max: duration }, ['max']),
+          maxMismatchPercent: { type: 'number', minimum: 0, maximum: 100 },
           minRequests: int(0, 1_000_000_000),
           failureLimit: int(1, 1000),
         }),
+        parallelRun: obj({
+          methods: list({ enum: ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'] }, { minItems: 1, uniqueItems: true }),
+          headers: list({ type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }, { maxItems: 50, uniqueItems: true }),
+          percent: int(1, 100),
+        }),
       },
-      // steps: required by strategy Canary without match (convert.ts says so at its line).
+      // steps: required by strategy Canary without match, refused for BlueGreen and ParallelRun (convert.ts says so at its line).
       ['targetRef', 'stable', 'canary', 'interval'],
     ),
     status: { type: 'object' },

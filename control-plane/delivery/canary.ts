@@ -3,17 +3,19 @@
 // the canary backend every interval from what the sidecars report, and moves to the
 // next step, waits, counts a failure, rolls back or promotes. In A/B and BlueGreen
 // mode the canary gets only test traffic (matching requests or a mirror) while it is
-// judged, and all traffic at once after `iterations` passing intervals. Its state lives
-// in the registry's store, so a restarted control plane resumes each Canary at its step.
+// judged, and all traffic at once after `iterations` passing intervals. A ParallelRun
+// mirrors the target's requests to the comparator and is judged by how often the
+// candidate's answers differ (parallel-run.ts). Its state lives in the registry's store, so a restarted control plane resumes each Canary at its step.
 import { createHash } from 'node:crypto';
 import type { CanarySpec, MeshModel } from '../model/types.ts';
 import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
 import { analyze, type Analysis } from './analysis.ts';
 import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
+import { comparing, judgeParallelRun, parallelRunTarget, type ParallelRunComparator, type ParallelRunStatus } from './parallel-run.ts';
 
 export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
-/** Weighted steps, header-matched A/B, or BlueGreen (match or mirror). */
-export type CanaryMode = 'Canary' | 'A/B' | 'BlueGreen';
+/** Weighted steps, header-matched A/B, BlueGreen (match or mirror), or a parallel run. */
+export type CanaryMode = 'Canary' | 'A/B' | 'BlueGreen' | 'ParallelRun';
 export type CanaryAction = 'pause' | 'resume' | 'promote' | 'abort';
 export const CANARY_ACTIONS: CanaryAction[] = ['pause', 'resume', 'promote', 'abort'];
 
@@ -27,6 +29,8 @@ export interface LastAnalysis extends Analysis {
   test?: 'match' | 'mirror';
   /** The stable backend over the same window, for comparison. */
   stable: { requests: number; successRate: number | null; p99Ms: number | null };
+  /** ParallelRun: percent of compared requests whose candidate answer differed. */
+  mismatchPercent?: number | null;
 }
 
 /** What is stored per Canary (JSON). */
@@ -51,6 +55,8 @@ export interface CanaryControllerDeps {
   publish: (note: Record<string, unknown>) => void;
   store: { loadState(kind: string): Promise<Map<string, unknown>>; putState(kind: string, key: string, value: unknown): Promise<void> };
   log: (line: string) => void;
+  /** The comparator ParallelRuns mirror to (absent: they compare nothing and say so). */
+  parallelRuns?: ParallelRunComparator;
   now?: () => number;
   tickMs?: number;
 }
@@ -66,10 +72,12 @@ export class CanaryActionError extends Error {
 
 const STATE_KIND = 'canaries';
 const keyOf = (c: { namespace: string; name: string }) => `${c.namespace}/${c.name}`;
-const modeOf = (spec: CanarySpec): CanaryMode => spec.test?.mode ?? 'Canary';
+const modeOf = (spec: CanarySpec): CanaryMode => (spec.strategy === 'ParallelRun' ? 'ParallelRun' : (spec.test?.mode ?? 'Canary'));
 const open = (phase: CanaryPhase) => phase === 'Progressing' || phase === 'Paused';
 /** The weight a Canary starts with: its first step, or none for A/B and BlueGreen. */
-const firstWeight = (spec: CanarySpec) => (spec.test ? 0 : spec.steps[0]);
+/** A weighted Canary starts at its first step; A/B, BlueGreen and a ParallelRun send the
+ *  candidate no share of traffic until promoted. */
+const firstWeight = (spec: CanarySpec) => (spec.test || spec.strategy === 'ParallelRun' ? 0 : spec.steps[0]);
 /** What the test traffic is, in words. */
 function testTraffic(spec: CanarySpec): string {
   const t = spec.test;
@@ -80,10 +88,14 @@ function testTraffic(spec: CanarySpec): string {
 }
 /** Where the Canary stands, for messages: "step 2/4 at 25%" or "iteration 1/3". */
 function position(spec: CanarySpec, state: Pick<CanaryState, 'step' | 'weight'>): string {
-  return spec.test ? `iteration ${state.step}/${spec.test.iterations}` : `step ${state.step + 1}/${spec.steps.length} at ${state.weight}%`;
+  if (spec.test) return `iteration ${state.step}/${spec.test.iterations}`;
+  if (spec.strategy === 'ParallelRun') return 'the parallel run';
+  return `step ${state.step + 1}/${spec.steps.length} at ${state.weight}%`;
 }
-/** What the proxies are served for a Canary: its weight, and whether test traffic goes to it. */
-const served = (spec: CanarySpec, state: Pick<CanaryState, 'phase' | 'weight'>) => `${state.weight}${spec.test && open(state.phase) ? '+test' : ''}`;
+/** What the proxies are served for a Canary: its weight, whether test traffic goes to it, and
+ *  whether its requests are mirrored to the comparator. */
+const served = (spec: CanarySpec, state: Pick<CanaryState, 'phase' | 'weight'>) =>
+  `${state.weight}${spec.test && open(state.phase) ? '+test' : ''}${comparing(spec, state.phase) ? '+compare' : ''}`;
 
 export function specHash(spec: CanarySpec): string {
   const { source: _source, ...rest } = spec;
@@ -114,17 +126,26 @@ export class CanaryController {
 
   /** Lays the splits over a config model (Reconciler.setOverlay). A Canary without a
    *  state for its current spec starts at its first step. */
-  readonly overlay = (config: MeshModel): MeshModel => applySplits(config, this.splitsFor(config.canaries ?? []));
+  readonly overlay = (config: MeshModel): MeshModel => applySplits(config, this.splitsFor(config.canaries ?? []), this.deps.parallelRuns?.address);
 
   private splitsFor(specs: CanarySpec[]): TrafficSplit[] {
     return specs.map((spec) => {
       const stored = this.states.get(keyOf(spec));
-      const state = stored && stored.specHash === specHash(spec) ? stored : { weight: firstWeight(spec), phase: 'Progressing' as const };
+      const current = stored && stored.specHash === specHash(spec) ? stored : undefined;
+      const state = current ?? { weight: firstWeight(spec), phase: 'Progressing' as const };
       const split: TrafficSplit = { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: state.weight };
       // Test traffic only while the canary is judged: promoted it has 100%, rolled back none.
       if (spec.test && open(state.phase)) split.test = { match: spec.test.match, mirror: spec.test.mirror };
+      if (comparing(spec, current?.phase)) split.mirror = { percent: spec.parallelRun?.percent ?? 100 };
       return split;
     });
+  }
+
+  /** Tells the comparator which ParallelRuns compare now. */
+  private syncComparator(): void {
+    const runs = [...this.specs.values()].filter((spec) => comparing(spec, this.states.get(keyOf(spec))?.phase));
+    const all = [...this.specs.values()].filter((spec) => spec.strategy === 'ParallelRun').map(keyOf);
+    this.deps.parallelRuns?.setRuns(runs.map((spec) => parallelRunTarget(spec, specHash(spec))), all);
   }
 
   /** After a config was applied: new or changed Canaries start over, removed ones are forgotten. */
@@ -155,7 +176,9 @@ export class CanaryController {
         stepStartedAt: new Date(now).toISOString(),
         message: spec.test
           ? `${spec.test.mode} iteration 0/${spec.test.iterations}: ${testTraffic(spec)} to ${spec.canary.service}, all other traffic to ${spec.stable.service}`
-          : `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
+          : spec.strategy === 'ParallelRun'
+            ? `parallel run: ${spec.stable.service} answers, ${spec.canary.service} is compared on mirrored requests`
+            : `step 1/${spec.steps.length}: ${spec.steps[0]}% to ${spec.canary.service}`,
         updatedAt: new Date(now).toISOString(),
       };
       if (!splitTakesEffect(model, spec)) {
@@ -166,6 +189,7 @@ export class CanaryController {
       const start = spec.test ? `${spec.test.mode}, ${testTraffic(spec)} to ${spec.canary.service}` : `${fresh.weight}% to ${spec.canary.service}`;
       this.deps.log(`canary ${key}: ${state ? 'spec changed, starting over' : 'started'} at ${start}`);
     }
+    this.syncComparator();
   }
 
   /** Judges every Progressing Canary whose interval is over. */
@@ -185,6 +209,11 @@ export class CanaryController {
   }
 
   private judge(key: string, spec: CanarySpec, state: CanaryState, now: number): void {
+    if (spec.strategy === 'ParallelRun') {
+      const { next, reason } = judgeParallelRun(spec, state, this.deps.parallelRuns?.status(key), now);
+      this.commit(key, spec, state, next, reason);
+      return;
+    }
     const canary = this.deps.traffic.destination(spec.canary, state.windowStart, now + 1);
     const stable = this.deps.traffic.destination(spec.stable, state.windowStart, now + 1);
     const verdict = analyze(spec.analysis, canary);
@@ -234,10 +263,13 @@ export class CanaryController {
   /** Stores the new state and, when what is served moved (weight, test traffic), serves it (a change of kind canary). */
   private commit(key: string, spec: CanarySpec, before: CanaryState, next: CanaryState, reason: string): void {
     this.states.set(key, next);
+    const mirrorChanged = comparing(spec, before.phase) !== comparing(spec, next.phase);
     if (served(spec, next) !== served(spec, before)) {
       const where = spec.test
         ? { mode: spec.test.mode, iteration: next.step, iterations: spec.test.iterations, test: open(next.phase) }
-        : { step: next.step + 1, steps: spec.steps.length };
+        : spec.strategy === 'ParallelRun'
+          ? { mode: 'ParallelRun', comparing: comparing(spec, next.phase) }
+          : { step: next.step + 1, steps: spec.steps.length };
       try {
         this.deps.publish({ canary: key, phase: next.phase, ...where, weight: next.weight, reason });
       } catch (err) {
@@ -246,6 +278,7 @@ export class CanaryController {
         return;
       }
     }
+    if (mirrorChanged) this.syncComparator();
     if (next.phase !== before.phase || next.weight !== before.weight || next.step !== before.step || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
     this.persist(key, next);
   }
@@ -325,6 +358,8 @@ export class CanaryController {
       message: state.message,
       lastAnalysis: state.lastAnalysis,
       source: spec.source ? `${spec.source.file}:${spec.source.line}` : undefined,
+      strategy: spec.strategy === 'ParallelRun' ? 'ParallelRun' : spec.test?.mode === 'BlueGreen' ? 'BlueGreen' : 'Canary',
+      ...(spec.strategy === 'ParallelRun' ? { parallelRun: this.deps.parallelRuns?.status(key) ?? null } : {}),
     };
   }
 
@@ -362,4 +397,8 @@ export interface CanaryView {
   message: string;
   lastAnalysis?: LastAnalysis;
   source?: string;
+  /** The spec's strategy (A/B is strategy Canary with a match: see `mode`). */
+  strategy: 'Canary' | 'BlueGreen' | 'ParallelRun';
+  /** ParallelRun: what the comparator found so far (null: no comparator, or not comparing). */
+  parallelRun?: ParallelRunStatus | null;
 }

@@ -15,6 +15,8 @@ export interface TrafficSplit {
   /** A/B or BlueGreen while judged: besides its weight, the canary gets the requests
    *  that match (any one of `match`), or a mirror of what goes to stable. */
   test?: { match?: RouteMatch[]; mirror?: boolean };
+  /** ParallelRun in progress: the split rules also mirror to the comparator. */
+  mirror?: { percent: number };
 }
 
 const same = (b: { service: string; namespace: string }, s: { service: string; namespace: string }) => b.service === s.service && b.namespace === s.namespace;
@@ -23,7 +25,7 @@ const same = (b: { service: string; namespace: string }, s: { service: string; n
  *  to stable and canary by the split instead (a rule that names only the canary, such
  *  as a header match for testers, is left alone). Without any route for the target, a
  *  route with one such rule is added. */
-export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel {
+export function applySplits(model: MeshModel, splits: TrafficSplit[], comparator?: MeshModel['comparator']): MeshModel {
   if (splits.length === 0) return model;
   let routes = model.routes;
   for (const split of splits) {
@@ -44,19 +46,23 @@ export function applySplits(model: MeshModel, splits: TrafficSplit[]): MeshModel
       r.parents.some((p) => same(p, split.target)) ? { ...r, rules: r.rules.flatMap((rule) => splitRule(rule, split, canaryPorts)) } : r,
     );
   }
-  return { ...model, routes };
+  const mirrored = comparator !== undefined && splits.some((s) => s.mirror);
+  return { ...model, routes, ...(mirrored ? { comparator } : {}) };
 }
+
+const mirrorOf = (split: TrafficSplit): Pick<RouteRule, 'comparatorMirror'> => (split.mirror ? { comparatorMirror: split.mirror } : {});
 
 /** A rule that sends to stable, as served: split by weight; with test traffic, also a
  *  copy of the rule for the matching requests (its matches AND the test's, all to the
- *  canary; more headers, so it comes first in Gateway API precedence), or a mirror. */
+ *  canary; more headers, so it comes first in Gateway API precedence), or a mirror; in
+ *  a parallel run, mirrored to the comparator. */
 function splitRule(rule: RouteRule, split: TrafficSplit, canaryPorts: Set<number>): RouteRule[] {
   const stable = rule.backends.find((b) => same(b, split.stable));
   if (!stable) return [rule];
   // The canary's port: as the rule names it, else the stable's if the canary has it, else its first.
   const named = rule.backends.find((b) => same(b, split.canary))?.port;
   const canaryPort = named ?? (stable.port !== undefined && canaryPorts.has(stable.port) ? stable.port : undefined);
-  const served: RouteRule = { ...rule, backends: splitBackends(split, stable.port, canaryPort) };
+  const served: RouteRule = { ...rule, backends: splitBackends(split, stable.port, canaryPort), ...mirrorOf(split) };
   const test = split.test;
   if (!test) return [served];
   if (test.mirror) {

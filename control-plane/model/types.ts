@@ -117,6 +117,9 @@ export interface RouteRule {
   filters: RouteFilter[];
   timeouts?: { requestMs?: number; backendRequestMs?: number };
   retry?: RetryPolicy;
+  /** Set by a ParallelRun's overlay, never by config files: mirror the rule's requests
+   *  to the comparator (`MeshModel.comparator`), this percent of them. */
+  comparatorMirror?: { percent: number };
 }
 
 /** An HTTPRoute or GRPCRoute attached to Services (GAMMA: parentRefs of kind Service). */
@@ -272,14 +275,28 @@ export interface CanarySpec {
   target: { service: string; namespace: string };
   stable: { service: string; namespace: string };
   canary: { service: string; namespace: string };
-  /** Canary weight (percent) of each step, increasing; empty with `test`. */
+  /** Canary weight (percent) of each step, increasing; empty with `test` and for ParallelRun. */
   steps: number[];
   /** A/B (strategy Canary with `match`) and BlueGreen: while judged, the canary gets
    *  only test traffic (the requests that match, or a mirror of all of them); after
    *  `iterations` passing intervals it gets 100% at once. Absent: weighted steps. */
   test?: CanaryTest;
   intervalMs: number;
+  /** Absent means Canary (weighted steps). */
+  strategy?: 'Canary' | 'ParallelRun';
+  /** ParallelRun: the target's requests are mirrored to the control plane's comparator,
+   *  which compares stable and candidate answers; no caller is answered by the candidate. */
+  parallelRun?: {
+    /** Methods compared (others are counted, never forwarded). */
+    methods: string[];
+    /** Response headers compared, lower case. */
+    headers: string[];
+    /** Percent of the target's requests mirrored. */
+    percent: number;
+  };
   analysis: {
+    /** ParallelRun: most candidate answers (percent) that may differ from stable. */
+    maxMismatchPercent?: number;
     /** Percent of non-5xx responses the canary must keep over an interval. */
     successRateMin?: number;
     latencyP99MaxMs?: number;
@@ -316,6 +333,9 @@ export interface MeshModel {
   telemetry?: Telemetry[];
   /** Present only when a config declares a Canary. */
   canaries?: CanarySpec[];
+  /** Where the control plane's comparator listens, while a ParallelRun mirrors to it
+   *  (set by the Canary overlay): sidecars get a cluster for it. */
+  comparator?: { address: string; port: number };
 }
 
 export const emptyModel = (): MeshModel => ({ services: [], routes: [], policies: [], endpoints: [], authorizationPolicies: [] });

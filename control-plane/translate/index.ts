@@ -13,6 +13,7 @@ import { loadAssignments, serviceLoadAssignments } from './endpoints.ts';
 import { apiListeners, inboundCaptureListener, inboundListener, outboundListener } from './listeners.ts';
 import { outboundRouteConfiguration, proxylessRouteConfigurations } from './routes.ts';
 import { collectorCluster } from './telemetry.ts';
+import { comparatorCluster } from './comparator.ts';
 
 export { meshView, type MeshView } from './context.ts';
 
@@ -51,7 +52,7 @@ export function translateType(view: MeshView, proxy: ProxyContext, typeUrl: Tran
   switch (typeUrl) {
     case TypeUrl.Cluster: {
       const clusters = outboundClusters(ctx);
-      clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx), collectorCluster(ctx)));
+      clusters.push(...present(inboundCluster(ctx), passthroughCluster(ctx), collectorCluster(ctx), comparatorCluster(ctx)));
       return byName(clusters);
     }
     case TypeUrl.ClusterLoadAssignment:

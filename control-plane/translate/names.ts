@@ -89,3 +89,5 @@ export const HTTP_APPLICATION_PROTOCOLS = ['http/1.0', 'http/1.1', 'h2c'];
 
 /** Domain suffix of Kubernetes service DNS names (`X.NS.svc.cluster.local`). */
 export const CLUSTER_DOMAIN = 'cluster.local';
+/** The STATIC cluster of the control plane's comparator, which a ParallelRun mirrors to. */
+export const COMPARATOR_CLUSTER = 'tessera_comparator';

@@ -14,6 +14,7 @@ import type {
 
 type RewriteFields = Pick<RouteAction, 'prefix_rewrite' | 'regex_rewrite'>;
 type HeaderFields = Pick<Route, 'request_headers_to_add' | 'request_headers_to_remove' | 'response_headers_to_add' | 'response_headers_to_remove'>;
+import { comparatorMirror } from './comparator.ts';
 import { duration, wrap } from './duration.ts';
 import { FILTER, outboundClusterName } from './names.ts';
 import { normalizedPrefix } from './route-match.ts';
@@ -57,7 +58,7 @@ export function routeAction(
       ...timeout(ctx, rule, policy),
       ...retry(ctx, rule, policy),
       ...urlRewrite(rule.filters, match),
-      ...mirrors(ctx, rule.filters),
+      ...mirrors(ctx, rule),
       ...hashPolicy(ctx, clusters),
     },
   };
@@ -206,8 +207,8 @@ function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-function mirrors(ctx: TranslateContext, filters: RouteFilter[]): Pick<RouteAction, 'request_mirror_policies'> {
-  const policies = filters.flatMap((f): RequestMirrorPolicy[] => {
+function mirrors(ctx: TranslateContext, rule: RouteRule): Pick<RouteAction, 'request_mirror_policies'> {
+  const policies = rule.filters.flatMap((f): RequestMirrorPolicy[] => {
     if (f.type !== 'RequestMirror') return [];
     const cluster = backendCluster(ctx, f.requestMirror.backend);
     if (!cluster) return [];
@@ -218,6 +219,7 @@ function mirrors(ctx: TranslateContext, filters: RouteFilter[]): Pick<RouteActio
         : {};
     return [{ cluster, ...fraction }];
   });
+  policies.push(...comparatorMirror(ctx, rule));
   return policies.length > 0 ? { request_mirror_policies: policies } : {};
 }
 

@@ -93,7 +93,8 @@ const rejections: [string, Record<string, string>, RegExp, number][] = [
   ['a misspelt match field', { match: '[{header: [{name: x-canary, value: "yes"}]}]' }, /unknown field 'spec.match\[0\].header'/, 9],
   ['a regular expression that does not compile', { match: '[{headers: [{name: x-user, value: "qa-(", type: RegularExpression}]}]' }, /match header x-user/, 9],
   ['zero iterations', { iterations: '0' }, /spec.iterations must be >= 1/, 10],
-  ['ParallelRun is still not implemented', { strategy: 'ParallelRun' }, /strategy ParallelRun is not implemented yet/, 8],
+  ['ParallelRun with a match', { strategy: 'ParallelRun' }, /match does not apply to strategy ParallelRun/, 9],
+  ['ParallelRun with iterations', { strategy: 'ParallelRun', match: '' }, /iterations does not apply to strategy ParallelRun/, 9],
 ];
 
 for (const [title, spec, message, line] of rejections) {

@@ -45,7 +45,6 @@ test('a config without a Canary has no canaries field (the model of other kinds 
 });
 
 const rejections: [string, Record<string, string>, RegExp, number][] = [
-  ['ParallelRun is not implemented yet', { strategy: 'ParallelRun' }, /strategy ParallelRun is not implemented yet/, 8],
   ['steps must increase', { steps: '[5, 50, 25]' }, /steps must increase \(step 2 is 25, after 50\)/, 9],
   ['a step over 100', { steps: '[5, 150]' }, /steps\[1\] must be <= 100/, 9],
   ['stable and canary the same', { canary: '{name: reviews-v1}' }, /canary and stable are the same Service \(reviews-v1\)/, 7],
@@ -79,4 +78,66 @@ test('a Canary on a Service with only tcp ports is refused', (t) => {
   const tcp = SERVICES.replace('appProtocol: http}]\n', 'appProtocol: tcp}]\n');
   const { errors } = load(t, { 'services.yaml': tcp, 'canary.yaml': canary({}) });
   t.regex(errors.map((e) => `${e.file}:${e.line}: ${e.message}`).join('\n'), /canary.yaml:3: Canary default\/reviews: Service reviews has only tcp ports/);
+});
+
+// ---- strategy: ParallelRun ----
+
+const PARALLEL = { strategy: 'ParallelRun', steps: '', analysis: '{maxMismatchPercent: 1, minRequests: 100}' };
+
+test('a ParallelRun loads with its defaults: idempotent methods, content-type compared, every request mirrored', (t) => {
+  const result = load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary(PARALLEL) });
+  t.deepEqual(result.errors, []);
+  const [c] = result.model.canaries!;
+  t.is(c.strategy, 'ParallelRun');
+  t.deepEqual(c.steps, []);
+  t.deepEqual(c.parallelRun, { methods: ['GET', 'HEAD', 'OPTIONS'], headers: ['content-type'], percent: 100 });
+  t.deepEqual(c.analysis, { maxMismatchPercent: 1, minRequests: 100, failureLimit: 1 });
+});
+
+test('a ParallelRun takes its methods, headers (lower-cased) and mirror percent', (t) => {
+  const result = load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary({ ...PARALLEL, parallelRun: '{methods: [GET, POST], headers: [Content-Type, X-Version], percent: 20}' }) });
+  t.deepEqual(result.errors, []);
+  t.deepEqual(result.model.canaries![0].parallelRun, { methods: ['GET', 'POST'], headers: ['content-type', 'x-version'], percent: 20 });
+});
+
+test('a report-only ParallelRun (no analysis) loads', (t) => {
+  const result = load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary({ ...PARALLEL, analysis: '' }) });
+  t.deepEqual(result.errors, []);
+  t.is(result.model.canaries![0].analysis.maxMismatchPercent, undefined);
+});
+
+const parallelRejections: [string, Record<string, string>, RegExp, number][] = [
+  ['steps', { ...PARALLEL, steps: '[5, 50]' }, /steps do not apply to strategy ParallelRun/, 9],
+  ['a success rate', { ...PARALLEL, analysis: '{successRate: {min: 99}}' }, /analysis.successRate applies to strategy Canary; a ParallelRun is judged by analysis.maxMismatchPercent/, 10],
+  ['a p99 bound', { ...PARALLEL, analysis: '{latencyP99: {max: 1s}}' }, /analysis.latencyP99 applies to strategy Canary/, 10],
+  ['a mismatch over 100%', { ...PARALLEL, analysis: '{maxMismatchPercent: 101}' }, /spec.analysis.maxMismatchPercent must be <= 100/, 10],
+  ['a method that does not exist', { ...PARALLEL, parallelRun: '{methods: [FETCH]}' }, /spec.parallelRun.methods\[0\] must be one of/, 11],
+  ['a mirror percent of 0', { ...PARALLEL, parallelRun: '{percent: 0}' }, /spec.parallelRun.percent must be >= 1/, 11],
+  ['a misspelt parallelRun field', { ...PARALLEL, parallelRun: '{method: [GET]}' }, /unknown field 'spec.parallelRun.method'/, 11],
+];
+
+for (const [title, spec, message, line] of parallelRejections) {
+  test(`a ParallelRun is refused at its line: ${title}`, (t) => {
+    const { errors } = load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary(spec) });
+    const error = errors.find((e) => message.test(e.message));
+    t.truthy(error, JSON.stringify(errors));
+    t.is(error?.file, 'canary.yaml');
+    t.is(error?.line, line, JSON.stringify(error));
+  });
+}
+
+test('ParallelRun fields in a strategy Canary are refused at their line', (t) => {
+  const { errors } = load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary({ analysis: '{maxMismatchPercent: 1}', parallelRun: '{percent: 50}' }) });
+  t.deepEqual(
+    errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
+    [
+      'canary.yaml:11: Canary default/reviews: analysis.maxMismatchPercent applies to strategy ParallelRun only',
+      'canary.yaml:12: Canary default/reviews: parallelRun applies to strategy ParallelRun only',
+    ],
+  );
+});
+
+test('a ParallelRun whose backends are STRICT mTLS loads (the comparator has a mesh certificate)', (t) => {
+  const strict = 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n';
+  t.deepEqual(load(t, { 'services.yaml': SERVICES, 'canary.yaml': canary(PARALLEL), 'mesh.yaml': strict }).errors, []);
 });

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { Metrics } from '../../control-plane/admin/metrics.ts';
+import { ComparatorServer, registerParallelRunMetrics } from '../../control-plane/delivery/parallel-run.ts';
 import { MetricsIngest } from '../../control-plane/telemetry/metrics-service.ts';
 import { registerTrafficMetrics } from '../../control-plane/telemetry/routes.ts';
 import { TrafficStore } from '../../control-plane/telemetry/traffic.ts';
@@ -18,6 +19,7 @@ test('every metric the example Grafana dashboard queries is one the control plan
   metrics.watchAuthorities(() => []);
   const store = new TrafficStore();
   registerTrafficMetrics(metrics.registry, store, new MetricsIngest({ store, identify: () => ({ service: 'productpage', namespace: 'default' }) }));
+  registerParallelRunMetrics(metrics.registry, new ComparatorServer({ instances: () => [], log: () => {} }));
   const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
   for (const expr of exprs) {
     const names = [...expr.matchAll(/\b(tessera_[a-z0-9_]+)/g)].map((m) => m[1].replace(/_(bucket|count|sum)$/, ''));

@@ -1,0 +1,35 @@
+// A ParallelRun (control-plane/delivery/parallel-run.ts): sidecars mirror the target's
+// requests to the control plane's comparator. Envoy sends the shadow request and
+// discards its answer; the caller is answered by the route's own cluster only.
+import type { RouteRule } from '../model/types.ts';
+import { socketAddress } from './config-source.ts';
+import type { TranslateContext } from './context.ts';
+import { duration } from './duration.ts';
+import type { Cluster, RequestMirrorPolicy } from './envoy-types.ts';
+import type { NamedResource } from './index.ts';
+import { COMPARATOR_CLUSTER } from './names.ts';
+
+/** Only sidecars mirror (grpc-js-xds has no request mirroring). */
+const mirrors = (ctx: TranslateContext) => ctx.proxy.kind === 'sidecar' && ctx.model.comparator !== undefined;
+
+export function comparatorCluster(ctx: TranslateContext): NamedResource | undefined {
+  if (!mirrors(ctx)) return undefined;
+  const { address, port } = ctx.model.comparator!;
+  const name = COMPARATOR_CLUSTER;
+  const resource: Cluster = {
+    name,
+    type: 'STATIC',
+    connect_timeout: duration(1000),
+    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(address, port) } }] }] },
+  };
+  return { name, resource };
+}
+
+/** The comparator keeps the caller's Host (no `-shadow` suffix): it tells which
+ *  ParallelRun a mirrored request belongs to. */
+export function comparatorMirror(ctx: TranslateContext, rule: RouteRule): RequestMirrorPolicy[] {
+  if (!rule.comparatorMirror || !mirrors(ctx)) return [];
+  const percent = rule.comparatorMirror.percent;
+  const fraction = percent < 100 ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' as const } } } : {};
+  return [{ cluster: COMPARATOR_CLUSTER, disable_shadow_host_suffix_append: true, ...fraction }];
+}
