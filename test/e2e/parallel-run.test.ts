@@ -8,9 +8,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
 import { envoyHosts, envoyTest, requireEnvoy, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
+import { makeCa, makeServerCert } from '../support/certs.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar } from '../support/sidecar.ts';
 
@@ -189,7 +190,7 @@ async function joinTokenFile(t: ExecutionContext, adminUrl: string, serviceAccou
   return file;
 }
 
-envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stable and candidate with its own mesh certificate', async (t) => {
+envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over mTLS and the comparator reaches stable and candidate with its own mesh certificate; plaintext and foreign certificates are refused', async (t) => {
   if (!requireEnvoy(t)) return;
   const stableApp = await app(t, 'reviews-v1');
   const candidateApp = await app(t, 'reviews-v2', { rating: (n) => (n % 10 === 0 ? 4 : 5), delayMs: 300 });
@@ -198,7 +199,8 @@ envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stabl
   fs.writeFileSync(path.join(dir, 'services.yaml'), declared.join('---\n'));
   fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
   fs.writeFileSync(path.join(dir, 'canary.yaml'), parallelRun(''));
-  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(await freePort())] });
+  const comparatorPort = await freePort();
+  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(comparatorPort)] });
   const sidecar = async (name: string, appPort: number, extra: string[] = []) =>
     startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), ...extra] });
   const stable = await sidecar('reviews-v1', stableApp.port);
@@ -236,4 +238,32 @@ envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stabl
   const comparatorId = 'spiffe://tessera.local/ns/tessera-system/sa/tessera-comparator';
   t.true(stableApp.callers.some((x) => x.includes(comparatorId)), 'stable was called by the comparator over mTLS');
   t.true(candidateApp.callers.length > 0 && candidateApp.callers.every((x) => x.includes(comparatorId)), 'the candidate was called only by the comparator, over mTLS');
+  // The mirrors came over mTLS, from the client sidecar's certificate.
+  t.deepEqual(Object.keys(p.mirroredBy ?? {}), ['spiffe://tessera.local/ns/default/sa/productpage']);
+
+  // Straight to the comparator's port, bypassing the sidecars: refused, nothing forwarded.
+  await new Promise((r) => setTimeout(r, 500));
+  const hits = () => stableApp.hits + candidateApp.hits;
+  const before = hits();
+  const plain = await request(`http://127.0.0.1:${comparatorPort}/reviews/7`, { headers: { host: 'reviews' } });
+  t.is(plain.statusCode, 403);
+  t.regex(await plain.body.text(), /default\/reviews compares STRICT services: mirrors must come over mTLS/);
+  // A TLS client whose certificate (with a SPIFFE ID of this trust domain) comes from another CA.
+  const certs = tempDir(t, 'tessera-foreign-');
+  const foreignCa = makeCa(certs, 'foreign-ca');
+  const foreign = makeServerCert(certs, 'intruder', foreignCa, ['URI:spiffe://tessera.local/ns/default/sa/productpage']);
+  const intruder = new Agent({ connect: { key: fs.readFileSync(foreign.key), cert: fs.readFileSync(foreign.cert), rejectUnauthorized: false } });
+  t.teardown(() => intruder.close());
+  const tls = await request(`https://127.0.0.1:${comparatorPort}/reviews/8`, { headers: { host: 'reviews' }, dispatcher: intruder }).then(
+    async (r) => `${r.statusCode} ${await r.body.text()}`,
+    (err: Error) => `TLS failure: ${err.message}`,
+  );
+  t.regex(tls, /^403 client certificate not of this mesh/);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.is(hits(), before, 'no instance was called for a refused mirror');
+  const after = (await canaryOf(cp)).parallelRun!;
+  t.is(after.compared, p.compared);
+  t.deepEqual(after.dropped, { mtls_required: 1, untrusted_client: 1 });
+  const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
+  t.regex(metrics, /tessera_parallel_run_dropped_total\{reason="mtls_required"\} 1/);
 });
