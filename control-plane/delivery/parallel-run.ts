@@ -152,6 +152,7 @@ export class ComparatorServer {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private tlsServer?: https.Server;
+  private httpServers: http.Server[] = [];
   /** The certificate the TLS side serves now. */
   private serverMaterial?: ClientTls;
   private readonly agent: Agent;
@@ -223,11 +224,17 @@ export class ComparatorServer {
       s.keepAliveTimeout = 60_000;
       s.headersTimeout = 10_000;
       s.requestTimeout = 30_000;
+      // They get their connections from the port below and never listen themselves;
+      // 'listening' starts the checks that enforce headersTimeout and requestTimeout.
+      s.emit('listening');
     }
+    this.httpServers = [plain, secure];
     this.tlsServer = secure;
     const server = net.createServer({ pauseOnConnect: true }, (socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
+      // A reset before the first byte must not go unhandled.
+      socket.on('error', () => socket.destroy());
       socket.setTimeout(10_000, () => socket.destroy());
       socket.once('readable', () => {
         socket.setTimeout(0);
@@ -262,6 +269,7 @@ export class ComparatorServer {
         for (const socket of this.sockets) socket.destroy();
       });
     }
+    for (const s of this.httpServers) s.close();
     await Promise.all([this.agent, ...this.tlsAgents.values()].map((a) => a.close().catch(() => {})));
   }
 
