@@ -200,9 +200,10 @@ envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over m
   fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
   fs.writeFileSync(path.join(dir, 'canary.yaml'), parallelRun(''));
   const comparatorPort = await freePort();
-  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(comparatorPort)] });
+  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(comparatorPort), '--ca-rotation-grace', '1s'] });
+  // A short trust-bundle refresh: after the root rotation below, the servers trust the new root soon.
   const sidecar = async (name: string, appPort: number, extra: string[] = []) =>
-    startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), ...extra] });
+    startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), '--trust-bundle-refresh', '1s', ...extra] });
   const stable = await sidecar('reviews-v1', stableApp.port);
   const candidate = await sidecar('reviews-v2', candidateApp.port);
   const client = await startSidecar(t, {
@@ -266,4 +267,32 @@ envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over m
   t.deepEqual(after.dropped, { mtls_required: 1, untrusted_client: 1 });
   const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
   t.regex(metrics, /tessera_parallel_run_dropped_total\{reason="mtls_required"\} 1/);
+
+  // Root rotation: a sidecar whose certificate the new root signed still mirrors over
+  // mTLS (the comparator reloaded its trust bundle), and its mirrors are compared.
+  const rotate = await request(`${cp.adminUrl}/api/v1/ca/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.is(rotate.statusCode, 202, await rotate.body.text());
+  await new Promise((r) => setTimeout(r, 2000));
+  const bundle = await (await request(`${cp.adminUrl}/api/v1/trust-bundle`)).body.text();
+  t.is(bundle.split('-----BEGIN CERTIFICATE-----').length - 1, 2, 'old and new root trusted');
+  const rotated = await startSidecar(t, {
+    service: 'productpage-v2',
+    appPort: await freePort(),
+    inbound: false,
+    controlPlane: cp,
+    extraArgs: ['--no-register', '--health-check', 'none', '--trust-bundle-refresh', '1s', '--join-token-file', await joinTokenFile(t, cp.adminUrl, 'productpage-v2')],
+  });
+  await rotated.waitReady(60_000);
+  await waitFor('reviews to answer through the new-root sidecar', async () => {
+    const res = await request(`http://127.0.0.1:${rotated.outboundPort}/reviews/0`, { headers: { host: 'reviews' } });
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, 30_000, 200);
+  await send(rotated.outboundPort, 20, 4);
+  const newRootId = 'spiffe://tessera.local/ns/default/sa/productpage-v2';
+  const final = await waitFor('the new-root sidecar\'s mirrors to be compared', async () => {
+    const q = (await canaryOf(cp)).parallelRun!;
+    return (q.mirroredBy?.[newRootId] ?? 0) >= 20 && q.compared >= after.compared + 20 ? q : undefined;
+  }, 30_000, 200);
+  t.deepEqual(final.dropped, { mtls_required: 1, untrusted_client: 1 }, 'no mirror of the new-root sidecar was refused');
 });
