@@ -128,6 +128,8 @@ envoyTest.serial('a parallel run reports the candidate\'s 10% rating mismatch, i
   }, 60_000, 200);
   const p = view.parallelRun!;
   t.deepEqual(p.dropped, {}, 'nothing dropped');
+  // No certificate and no STRICT Service: the sidecar mirrors in plaintext, and that is accepted.
+  t.deepEqual(Object.keys(p.mirroredBy ?? {}), ['(plaintext)']);
   t.true(p.compared >= N, `${p.compared} compared`);
   t.true(p.mismatchPercent! >= 5 && p.mismatchPercent! <= 16, `mismatch ${p.mismatchPercent}%`);
   const route = p.routes.find((r) => r.route === 'GET /reviews/{id}')!;
