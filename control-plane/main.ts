@@ -39,7 +39,7 @@ import { TrafficStore } from './telemetry/traffic.ts';
 import { CanaryController } from './delivery/canary.ts';
 import { canaryRoutes } from './delivery/routes.ts';
 import { ComparatorServer, registerParallelRunMetrics, type ComparatorServerLimits, type ParallelRunComparator } from './delivery/parallel-run.ts';
-import { comparatorInstances, advertisedAddress } from './delivery/parallel-run-wiring.ts';
+import { comparatorInstances, advertisedAddress, mirrorNeedsMtls } from './delivery/parallel-run-wiring.ts';
 import { ComparatorIdentity } from './delivery/comparator-identity.ts';
 import { proxyContextOf } from './reconcile/proxy-context.ts';
 
@@ -202,6 +202,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log,
       limits: options.comparator.limits,
       tls: () => comparatorIdentity?.current(),
+      mtlsRequired: (run) => mirrorNeedsMtls(state.model, run),
+      trustDomain: () => state.model?.meshConfig?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     });
     const port = await server.listen(options.comparator.port, options.address);
     const address = options.comparator.advertise ?? advertisedAddress(options.address);
@@ -278,7 +280,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const identity = new ComparatorIdentity(ca, () => meshConfig()?.certificateLifetimeMs ?? DEFAULT_CERTIFICATE_LIFETIME_MS, log);
     await identity.start();
     comparatorIdentity = identity;
-    log(`comparator speaks mTLS as ${identity.current()?.spiffeId} to instances whose sidecar has a certificate`);
+    log(`comparator speaks mTLS as ${identity.current()?.spiffeId}: it takes mirrors over mTLS from sidecars with a mesh certificate (plaintext only for runs with no STRICT Service) and calls instances whose sidecar has one`);
   }
   const warnExpiring = () => {
     for (const a of ca.authorities()) {

@@ -8,10 +8,11 @@ import { webcrypto, X509Certificate } from 'node:crypto';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { CertificateAuthority, WorkloadIdentity } from '../identity/ca.ts';
+import { COMPARATOR_WORKLOAD } from '../model/types.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-export const COMPARATOR_IDENTITY: WorkloadIdentity = { namespace: 'tessera-system', serviceAccount: 'tessera-comparator' };
+export const COMPARATOR_IDENTITY: WorkloadIdentity = { ...COMPARATOR_WORKLOAD };
 
 export interface ClientTls {
   key: string;

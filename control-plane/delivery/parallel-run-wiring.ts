@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshModel } from '../model/types.ts';
 import { TLS_MODE_LABEL } from '../translate/tls.ts';
-import type { Instance } from './parallel-run.ts';
+import type { Instance, ParallelRunTarget } from './parallel-run.ts';
 
 export function comparatorInstances(model: MeshModel | undefined, endpoints: Endpoint[], ref: { service: string; namespace: string }, port?: number): Instance[] {
   const service = model?.services.find((s) => s.name === ref.service && s.namespace === ref.namespace);
@@ -29,6 +29,13 @@ export function comparatorInstances(model: MeshModel | undefined, endpoints: End
     out.push({ address: e.address, port: e.port, ...tls });
   }
   return out;
+}
+
+/** A run's mirrors must come over mTLS when any Service it involves (target, stable,
+ *  candidate) is STRICT, and when there is no model yet to tell (mirror-acceptance.ts). */
+export function mirrorNeedsMtls(model: MeshModel | undefined, run: Pick<ParallelRunTarget, 'target' | 'stable' | 'candidate'>): boolean {
+  if (!model) return true;
+  return [run.target, run.stable, run.candidate].some((r) => effectiveMtlsMode(model, r.service, r.namespace) === 'STRICT');
 }
 
 /** A wildcard bind address is no address to dial: this host's first non-internal IPv4. */

@@ -4,17 +4,23 @@
 // mirror at once (202) and, off the caller's path, sends the request to a stable
 // instance (primary), a second stable instance (secondary, for noise) and a candidate
 // instance, then compares the three answers (comparator.ts); mTLS with its own mesh
-// certificate to instances whose sidecar has one (comparator-identity.ts). Only the methods a run
+// certificate to instances whose sidecar has one (comparator-identity.ts). One port
+// takes both TLS (told apart by the first byte: a handshake record) and plaintext;
+// who may mirror over which is mirror-acceptance.ts's rule. Only the methods a run
 // allows are forwarded; the rest are counted as skipped. Everything is bounded:
 // concurrent comparisons, queued requests, body sizes; what does not fit is dropped
 // and counted.
 import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import client from 'prom-client';
 import { Agent, request } from 'undici';
-import type { CanarySpec } from '../model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, type CanarySpec } from '../model/types.ts';
 import type { CanaryPhase, CanaryState, LastAnalysis } from './canary.ts';
 import { checkSpiffeIdentity, type ClientTls } from './comparator-identity.ts';
 import { Comparison, DEFAULT_COMPARATOR_LIMITS, routeKey, type Answer, type ComparisonReport } from './comparator.ts';
+import { acceptMirror, uriSans, type MirrorTransport } from './mirror-acceptance.ts';
 
 type Ref = { service: string; namespace: string };
 
@@ -67,8 +73,16 @@ export interface ComparatorDeps {
   instances: (service: Ref, port?: number) => Instance[];
   log: (line: string) => void;
   limits?: Partial<ComparatorServerLimits>;
-  /** The comparator's own mesh certificate, for instances that take mTLS. */
+  /** The comparator's own mesh certificate: it serves mirrors over TLS with it, checks
+   *  their client certificates against its trust bundle, and speaks mTLS with it to
+   *  instances that take mTLS. Read per connection, so a renewal or a root rotation
+   *  applies to the next one. */
   tls?: () => ClientTls | undefined;
+  /** Whether a run's mirrors must come over mTLS (some Service of it is STRICT).
+   *  Absent: always. */
+  mtlsRequired?: (run: ParallelRunTarget) => boolean;
+  /** The trust domain a mirroring sidecar's SPIFFE ID must be of. */
+  trustDomain?: () => string;
 }
 
 /** Why a mirrored request was not compared. */
@@ -80,7 +94,16 @@ export type DropReason =
   | 'upstream_error'
   | 'no_certificate'
   | 'unknown_host'
-  | 'ambiguous_host';
+  | 'ambiguous_host'
+  /** Plaintext mirror for a run that takes mirrors only over mTLS (403). */
+  | 'mtls_required'
+  /** TLS without a client certificate of the mesh (403). */
+  | 'untrusted_client';
+
+/** Distinct mirroring identities recorded per run; the rest are counted as OTHER_PEER. */
+const MAX_PEERS = 32;
+export const PLAINTEXT_PEER = '(plaintext)';
+export const OTHER_PEER = '(other identities)';
 
 export interface ParallelRunStatus extends ComparisonReport {
   /** False once the run is over: the report is final. */
@@ -91,6 +114,8 @@ export interface ParallelRunStatus extends ComparisonReport {
   dropped: Partial<Record<DropReason, number>>;
   /** When this comparison started (the run, or its spec's last change). */
   startedAt: string;
+  /** Accepted mirrors by the SPIFFE ID of the sidecar that sent them (PLAINTEXT_PEER without mTLS). */
+  mirroredBy?: Record<string, number>;
 }
 
 interface Run {
@@ -99,6 +124,7 @@ interface Run {
   skipped: Record<string, number>;
   dropped: Partial<Record<DropReason, number>>;
   startedAt: string;
+  mirroredBy: Record<string, number>;
   next: number;
   /** False once the run is over (promoted, rolled back): its report stays. */
   active: boolean;
@@ -111,6 +137,9 @@ interface Job {
   headers: Record<string, string | string[]>;
   body: Buffer;
   port?: number;
+  /** The mirroring sidecar's SPIFFE ID (it came over mTLS): only then does the
+   *  comparator forward with its own mesh certificate. */
+  peer?: string;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', 'expect']);
@@ -120,7 +149,12 @@ export class ComparatorServer {
   private readonly runs = new Map<string, Run>();
   private readonly queue: Job[] = [];
   private active = 0;
-  private server?: http.Server;
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private tlsServer?: https.Server;
+  private httpServers: http.Server[] = [];
+  /** The certificate the TLS side serves now. */
+  private serverMaterial?: ClientTls;
   private readonly agent: Agent;
   /** mTLS agents, one per set of peer identities, for the certificate they were made with. */
   private tlsAgents = new Map<string, Agent>();
@@ -155,6 +189,7 @@ export class ComparatorServer {
         skipped: {},
         dropped: {},
         startedAt: new Date().toISOString(),
+        mirroredBy: {},
         next: 0,
         active: true,
       });
@@ -164,7 +199,7 @@ export class ComparatorServer {
   status(key: string): ParallelRunStatus | undefined {
     const run = this.runs.get(key);
     if (!run) return undefined;
-    return { ...run.comparison.report(), comparing: run.active, skipped: { ...run.skipped }, dropped: { ...run.dropped }, startedAt: run.startedAt };
+    return { ...run.comparison.report(), comparing: run.active, skipped: { ...run.skipped }, dropped: { ...run.dropped }, startedAt: run.startedAt, mirroredBy: { ...run.mirroredBy } };
   }
 
   keys(): string[] {
@@ -180,10 +215,41 @@ export class ComparatorServer {
   }
 
   async listen(port: number, address: string): Promise<number> {
-    const server = http.createServer((req, res) => this.receive(req, res));
-    server.keepAliveTimeout = 60_000;
-    server.headersTimeout = 10_000;
-    server.requestTimeout = 30_000;
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.receive(req, res);
+    const plain = http.createServer(handler);
+    // The client certificate is checked here and judged per request (receive), so a
+    // refusal is a clear 403 and a counted reason, not a failed handshake.
+    const secure = https.createServer({ requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, handler);
+    for (const s of [plain, secure]) {
+      s.keepAliveTimeout = 60_000;
+      s.headersTimeout = 10_000;
+      s.requestTimeout = 30_000;
+      // They get their connections from the port below and never listen themselves;
+      // 'listening' starts the checks that enforce headersTimeout and requestTimeout.
+      s.emit('listening');
+    }
+    this.httpServers = [plain, secure];
+    this.tlsServer = secure;
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      // A reset before the first byte must not go unhandled.
+      socket.on('error', () => socket.destroy());
+      socket.setTimeout(10_000, () => socket.destroy());
+      socket.once('readable', () => {
+        socket.setTimeout(0);
+        const first = socket.read(1) as Buffer | null;
+        if (!first) {
+          socket.destroy();
+          return;
+        }
+        socket.unshift(first);
+        // 0x16: a TLS handshake record. No certificate yet (the CA is not open): no TLS.
+        if (first[0] !== 0x16) plain.emit('connection', socket);
+        else if (this.refreshServerTls()) secure.emit('connection', socket);
+        else socket.destroy();
+      });
+    });
     // Bodies being read are bounded per request (maxRequestBytes) and in number here.
     server.maxConnections = this.limits.maxConnections;
     this.server = server;
@@ -200,10 +266,23 @@ export class ComparatorServer {
     if (server) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        server.closeAllConnections();
+        for (const socket of this.sockets) socket.destroy();
       });
     }
+    for (const s of this.httpServers) s.close();
     await Promise.all([this.agent, ...this.tlsAgents.values()].map((a) => a.close().catch(() => {})));
+  }
+
+  /** The TLS side serves the current certificate and trusts the current bundle; false
+   *  while there is none. */
+  private refreshServerTls(): boolean {
+    const material = this.deps.tls?.();
+    if (!material || !this.tlsServer) return false;
+    if (material !== this.serverMaterial) {
+      this.tlsServer.setSecureContext({ key: material.key, cert: material.cert, ca: material.ca });
+      this.serverMaterial = material;
+    }
+    return true;
   }
 
   /** The mTLS agent for peers with these identities, made again when the certificate
@@ -243,12 +322,26 @@ export class ComparatorServer {
     };
     const { run, port, problem } = this.resolve(req.headers.host ?? '');
     const method = (req.method ?? 'GET').toUpperCase();
+    const verdict = acceptMirror(
+      transportOf(req),
+      { key: run?.spec.key ?? '', mtlsRequired: run ? (this.deps.mtlsRequired?.(run.spec) ?? true) : false },
+      this.deps.trustDomain?.() ?? DEFAULT_TRUST_DOMAIN,
+    );
+    if (!verdict.accept) {
+      this.drop(run, verdict.reason);
+      req.resume();
+      if (!res.headersSent) res.writeHead(403, { 'content-type': 'text/plain', connection: 'close' }).end(`${verdict.message}\n`);
+      return;
+    }
     if (!run) {
       this.drop(undefined, problem ?? 'unknown_host');
       req.resume();
       done(404);
       return;
     }
+    const peer = verdict.peer ?? PLAINTEXT_PEER;
+    const known = peer in run.mirroredBy || Object.keys(run.mirroredBy).length < MAX_PEERS ? peer : OTHER_PEER;
+    run.mirroredBy[known] = (run.mirroredBy[known] ?? 0) + 1;
     if (!run.spec.methods.includes(method)) {
       run.skipped[method] = (run.skipped[method] ?? 0) + 1;
       req.resume();
@@ -282,7 +375,7 @@ export class ComparatorServer {
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
       }
-      this.enqueue({ run, method, url: req.url ?? '/', headers, body: Buffer.concat(chunks), port });
+      this.enqueue({ run, method, url: req.url ?? '/', headers, body: Buffer.concat(chunks), port, peer: verdict.peer });
     });
   }
 
@@ -337,7 +430,7 @@ export class ComparatorServer {
     const primary = stable[i % stable.length];
     const secondary = stable[(i + 1) % stable.length];
     const candidate = candidates[i % candidates.length];
-    if ([primary, secondary, candidate].some((to) => to.tls) && !this.deps.tls?.()) {
+    if (job.peer && [primary, secondary, candidate].some((to) => to.tls) && !this.deps.tls?.()) {
       this.drop(run, 'no_certificate');
       return;
     }
@@ -359,10 +452,12 @@ export class ComparatorServer {
 
   private async forward(to: Instance, job: Job): Promise<Answer | 'too_large' | 'error'> {
     const host = to.address.includes(':') ? `[${to.address}]` : to.address;
-    const dispatcher = to.tls ? this.tlsAgent(to.tls.identities) : this.agent;
+    // The comparator's mesh identity only for a mirror that came with one.
+    const tls = job.peer ? to.tls : undefined;
+    const dispatcher = tls ? this.tlsAgent(tls.identities) : this.agent;
     if (!dispatcher) return 'error';
     try {
-      const res = await request(`${to.tls ? 'https' : 'http'}://${host}:${to.port}${job.url}`, {
+      const res = await request(`${tls ? 'https' : 'http'}://${host}:${to.port}${job.url}`, {
         method: job.method as 'GET',
         headers: job.headers,
         body: job.body.length > 0 ? job.body : undefined,
@@ -383,6 +478,20 @@ export class ComparatorServer {
       return 'error';
     }
   }
+}
+
+/** TLS or not, and the client certificate if TLS. */
+function transportOf(req: http.IncomingMessage): MirrorTransport {
+  const socket = req.socket as TLSSocket;
+  if (!socket.encrypted) return { tls: false };
+  const cert = socket.getPeerCertificate();
+  const presented = cert && Object.keys(cert).length > 0;
+  return {
+    tls: true,
+    authorized: presented && socket.authorized,
+    error: presented ? String(socket.authorizationError ?? '') || undefined : 'no client certificate',
+    uris: presented ? uriSans(cert.subjectaltname) : [],
+  };
 }
 
 /** The comparator's part of a Canary spec, for `ComparatorServer.setRuns`. */
@@ -542,7 +651,7 @@ export function registerParallelRunMetrics(registry: client.Registry, comparator
   });
   new client.Counter({
     name: 'tessera_parallel_run_dropped_total',
-    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host)',
+    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host, mtls_required, untrusted_client)',
     labelNames: ['reason'],
     registers: [registry],
     collect() {

@@ -241,6 +241,11 @@ export interface MtlsOverride {
 export const DEFAULT_MTLS_MODE: MtlsMode = 'PERMISSIVE';
 export const DEFAULT_TRUST_DOMAIN = 'tessera.local';
 
+/** The control plane's ParallelRun comparator as a workload of the mesh: its certificate
+ *  names `spiffe://{trustDomain}/ns/tessera-system/sa/tessera-comparator`. */
+export const COMPARATOR_WORKLOAD = { namespace: 'tessera-system', serviceAccount: 'tessera-comparator' } as const;
+export const comparatorSpiffeId = (trustDomain: string): string => `spiffe://${trustDomain}/ns/${COMPARATOR_WORKLOAD.namespace}/sa/${COMPARATOR_WORKLOAD.serviceAccount}`;
+
 /** Tracing and access logs (a `Telemetry` document). One without targets is mesh-wide;
  *  one with targets overrides it field by field for the sidecars of those services. */
 export interface Telemetry {

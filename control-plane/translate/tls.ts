@@ -86,7 +86,7 @@ export function downstreamTlsSocket(): TransportSocket {
 }
 
 /** The outbound side: our certificate, and the peer must be one of the service's identities. */
-function upstreamTlsSocket(identities: string[]): TransportSocket {
+export function upstreamTlsSocket(identities: string[]): TransportSocket {
   return {
     name: TLS_SOCKET,
     typed_config: typedAny<UpstreamTlsContext>(EXTENSION.upstreamTls, {

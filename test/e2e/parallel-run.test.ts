@@ -8,9 +8,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
 import { envoyHosts, envoyTest, requireEnvoy, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
+import { makeCa, makeServerCert } from '../support/certs.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar } from '../support/sidecar.ts';
 
@@ -127,6 +128,8 @@ envoyTest.serial('a parallel run reports the candidate\'s 10% rating mismatch, i
   }, 60_000, 200);
   const p = view.parallelRun!;
   t.deepEqual(p.dropped, {}, 'nothing dropped');
+  // No certificate and no STRICT Service: the sidecar mirrors in plaintext, and that is accepted.
+  t.deepEqual(Object.keys(p.mirroredBy ?? {}), ['(plaintext)']);
   t.true(p.compared >= N, `${p.compared} compared`);
   t.true(p.mismatchPercent! >= 5 && p.mismatchPercent! <= 16, `mismatch ${p.mismatchPercent}%`);
   const route = p.routes.find((r) => r.route === 'GET /reviews/{id}')!;
@@ -189,7 +192,7 @@ async function joinTokenFile(t: ExecutionContext, adminUrl: string, serviceAccou
   return file;
 }
 
-envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stable and candidate with its own mesh certificate', async (t) => {
+envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over mTLS and the comparator reaches stable and candidate with its own mesh certificate; plaintext and foreign certificates are refused', async (t) => {
   if (!requireEnvoy(t)) return;
   const stableApp = await app(t, 'reviews-v1');
   const candidateApp = await app(t, 'reviews-v2', { rating: (n) => (n % 10 === 0 ? 4 : 5), delayMs: 300 });
@@ -198,9 +201,11 @@ envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stabl
   fs.writeFileSync(path.join(dir, 'services.yaml'), declared.join('---\n'));
   fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
   fs.writeFileSync(path.join(dir, 'canary.yaml'), parallelRun(''));
-  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(await freePort())] });
+  const comparatorPort = await freePort();
+  const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(comparatorPort), '--ca-rotation-grace', '1s'] });
+  // A short trust-bundle refresh: after the root rotation below, the servers trust the new root soon.
   const sidecar = async (name: string, appPort: number, extra: string[] = []) =>
-    startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), ...extra] });
+    startSidecar(t, { service: name, appPort, controlPlane: cp, extraArgs: ['--join-token-file', await joinTokenFile(t, cp.adminUrl, name), '--trust-bundle-refresh', '1s', ...extra] });
   const stable = await sidecar('reviews-v1', stableApp.port);
   const candidate = await sidecar('reviews-v2', candidateApp.port);
   const client = await startSidecar(t, {
@@ -236,4 +241,60 @@ envoyTest.serial('under STRICT mTLS the comparator reaches the sidecars of stabl
   const comparatorId = 'spiffe://tessera.local/ns/tessera-system/sa/tessera-comparator';
   t.true(stableApp.callers.some((x) => x.includes(comparatorId)), 'stable was called by the comparator over mTLS');
   t.true(candidateApp.callers.length > 0 && candidateApp.callers.every((x) => x.includes(comparatorId)), 'the candidate was called only by the comparator, over mTLS');
+  // The mirrors came over mTLS, from the client sidecar's certificate.
+  t.deepEqual(Object.keys(p.mirroredBy ?? {}), ['spiffe://tessera.local/ns/default/sa/productpage']);
+
+  // Straight to the comparator's port, bypassing the sidecars: refused, nothing forwarded.
+  await new Promise((r) => setTimeout(r, 500));
+  const hits = () => stableApp.hits + candidateApp.hits;
+  const before = hits();
+  const plain = await request(`http://127.0.0.1:${comparatorPort}/reviews/7`, { headers: { host: 'reviews' } });
+  t.is(plain.statusCode, 403);
+  t.regex(await plain.body.text(), /default\/reviews compares STRICT services: mirrors must come over mTLS/);
+  // A TLS client whose certificate (with a SPIFFE ID of this trust domain) comes from another CA.
+  const certs = tempDir(t, 'tessera-foreign-');
+  const foreignCa = makeCa(certs, 'foreign-ca');
+  const foreign = makeServerCert(certs, 'intruder', foreignCa, ['URI:spiffe://tessera.local/ns/default/sa/productpage']);
+  const intruder = new Agent({ connect: { key: fs.readFileSync(foreign.key), cert: fs.readFileSync(foreign.cert), rejectUnauthorized: false } });
+  t.teardown(() => intruder.close());
+  const tls = await request(`https://127.0.0.1:${comparatorPort}/reviews/8`, { headers: { host: 'reviews' }, dispatcher: intruder }).then(
+    async (r) => `${r.statusCode} ${await r.body.text()}`,
+    (err: Error) => `TLS failure: ${err.message}`,
+  );
+  t.regex(tls, /^403 client certificate not of this mesh/);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.is(hits(), before, 'no instance was called for a refused mirror');
+  const after = (await canaryOf(cp)).parallelRun!;
+  t.is(after.compared, p.compared);
+  t.deepEqual(after.dropped, { mtls_required: 1, untrusted_client: 1 });
+  const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
+  t.regex(metrics, /tessera_parallel_run_dropped_total\{reason="mtls_required"\} 1/);
+
+  // Root rotation: a sidecar whose certificate the new root signed still mirrors over
+  // mTLS (the comparator reloaded its trust bundle), and its mirrors are compared.
+  const rotate = await request(`${cp.adminUrl}/api/v1/ca/rotate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  t.is(rotate.statusCode, 202, await rotate.body.text());
+  await new Promise((r) => setTimeout(r, 2000));
+  const bundle = await (await request(`${cp.adminUrl}/api/v1/trust-bundle`)).body.text();
+  t.is(bundle.split('-----BEGIN CERTIFICATE-----').length - 1, 2, 'old and new root trusted');
+  const rotated = await startSidecar(t, {
+    service: 'productpage-v2',
+    appPort: await freePort(),
+    inbound: false,
+    controlPlane: cp,
+    extraArgs: ['--no-register', '--health-check', 'none', '--trust-bundle-refresh', '1s', '--join-token-file', await joinTokenFile(t, cp.adminUrl, 'productpage-v2')],
+  });
+  await rotated.waitReady(60_000);
+  await waitFor('reviews to answer through the new-root sidecar', async () => {
+    const res = await request(`http://127.0.0.1:${rotated.outboundPort}/reviews/0`, { headers: { host: 'reviews' } });
+    await res.body.dump();
+    return res.statusCode === 200;
+  }, 30_000, 200);
+  await send(rotated.outboundPort, 20, 4);
+  const newRootId = 'spiffe://tessera.local/ns/default/sa/productpage-v2';
+  const final = await waitFor('the new-root sidecar\'s mirrors to be compared', async () => {
+    const q = (await canaryOf(cp)).parallelRun!;
+    return (q.mirroredBy?.[newRootId] ?? 0) >= 20 && q.compared >= after.compared + 20 ? q : undefined;
+  }, 30_000, 200);
+  t.deepEqual(final.dropped, { mtls_required: 1, untrusted_client: 1 }, 'no mirror of the new-root sidecar was refused');
 });

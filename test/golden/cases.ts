@@ -75,6 +75,7 @@ export function withDefaults(raw: Loose): TranslateInput {
         rules: (p.rules ?? []).map((r: Loose) => ({ from: [], to: [], when: [], ...r })),
       })),
       ...(model.meshConfig ? { meshConfig: model.meshConfig } : {}),
+      ...(model.comparator ? { comparator: model.comparator } : {}),
       ...(model.mtlsOverrides
         ? { mtlsOverrides: model.mtlsOverrides.map((o: Loose) => ({ ...o, targets: (o.targets ?? []).map((t: Loose) => ({ ...t, namespace: ns(t) })) })) }
         : {}),

@@ -1,12 +1,18 @@
 // The parallel run's comparator: JSON diff by field path, noise learned from two
 // stable answers, per-route counts, and the bounds that keep it small.
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { CertificateAuthority } from '../../control-plane/identity/ca.ts';
+import { createKeyAndCsr } from '../../sidecar/agent/identity.ts';
+import { acceptMirror, uriSans } from '../../control-plane/delivery/mirror-acceptance.ts';
 import { Comparison, diffAnswers, OTHER_ROUTE, routeKey, DEFAULT_COMPARATOR_LIMITS, type Answer } from '../../control-plane/delivery/comparator.ts';
-import { checkSpiffeIdentity } from '../../control-plane/delivery/comparator-identity.ts';
+import { checkSpiffeIdentity, ComparatorIdentity } from '../../control-plane/delivery/comparator-identity.ts';
 import { ComparatorServer, judgeMismatch, type Instance } from '../../control-plane/delivery/parallel-run.ts';
-import { comparatorInstances } from '../../control-plane/delivery/parallel-run-wiring.ts';
+import { comparatorInstances, mirrorNeedsMtls } from '../../control-plane/delivery/parallel-run-wiring.ts';
 import type { Endpoint, MeshModel } from '../../control-plane/model/types.ts';
 
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
@@ -142,6 +148,8 @@ async function comparatorWith(t: import('ava').ExecutionContext, stable: Instanc
     instances: (ref) => (ref.service === 'reviews-v1' ? stable : candidate),
     log: () => {},
     limits,
+    // These runs take plaintext mirrors (no STRICT Service); mTLS below.
+    mtlsRequired: () => false,
   });
   const port = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
@@ -242,4 +250,108 @@ test('the comparator accepts a peer only with one of the Service\'s SPIFFE ident
   t.is(check('10.0.0.1', { subjectaltname: 'URI:spiffe://tessera.local/ns/default/sa/reviews' }), undefined);
   t.regex(check('10.0.0.1', { subjectaltname: 'URI:spiffe://tessera.local/ns/default/sa/ratings' })!.message, /peer is spiffe:\/\/tessera.local\/ns\/default\/sa\/ratings, not one of/);
   t.truthy(check('10.0.0.1', { subjectaltname: 'DNS:reviews' }));
+});
+
+// ---- who may mirror: mTLS for STRICT runs, the caller's identity checked ----
+
+test('the acceptance rule: a mesh client certificate is always accepted and named; TLS without one never; plaintext only when the run needs no mTLS', (t) => {
+  const run = (mtlsRequired: boolean) => ({ key: 'default/reviews', mtlsRequired });
+  const td = 'tessera.local';
+  const mesh = { tls: true as const, authorized: true, uris: ['spiffe://tessera.local/ns/default/sa/productpage'] };
+  t.deepEqual(acceptMirror(mesh, run(true), td), { accept: true, peer: 'spiffe://tessera.local/ns/default/sa/productpage' });
+  t.deepEqual(acceptMirror(mesh, run(false), td), { accept: true, peer: 'spiffe://tessera.local/ns/default/sa/productpage' });
+  t.deepEqual(acceptMirror({ tls: false }, run(false), td), { accept: true });
+  const refused = (v: ReturnType<typeof acceptMirror>) => (v.accept ? 'accepted' : v.reason);
+  t.is(refused(acceptMirror({ tls: false }, run(true), td)), 'mtls_required');
+  t.regex((acceptMirror({ tls: false }, run(true), td) as { message: string }).message, /default\/reviews .*STRICT.*mTLS/);
+  // Another CA, no certificate, or a certificate of this CA for another trust domain: refused, even for a run that takes plaintext.
+  for (const mtlsRequired of [true, false]) {
+    t.is(refused(acceptMirror({ tls: true, authorized: false, error: 'UNABLE_TO_GET_ISSUER_CERT', uris: mesh.uris }, run(mtlsRequired), td)), 'untrusted_client');
+    t.is(refused(acceptMirror({ tls: true, authorized: false, error: 'no client certificate', uris: [] }, run(mtlsRequired), td)), 'untrusted_client');
+    t.is(refused(acceptMirror({ ...mesh, uris: ['spiffe://other.org/ns/default/sa/productpage'] }, run(mtlsRequired), td)), 'untrusted_client');
+    t.is(refused(acceptMirror({ ...mesh, uris: [] }, run(mtlsRequired), td)), 'untrusted_client');
+  }
+  t.deepEqual(uriSans('DNS:x, URI:spiffe://a/ns/b/sa/c, URI:https://y'), ['spiffe://a/ns/b/sa/c', 'https://y']);
+});
+
+test('a run needs mTLS mirrors when its target, stable or candidate Service is STRICT, or when there is no model yet', (t) => {
+  const model: MeshModel = { services: [], routes: [], policies: [], endpoints: [] };
+  const run = { target: { service: 'reviews', namespace: 'default' }, stable: { service: 'reviews-v1', namespace: 'default' }, candidate: { service: 'reviews-v2', namespace: 'default' } };
+  const mesh = (mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE') => ({ trustDomain: 'tessera.local', mtlsMode, certificateLifetimeMs: 1 });
+  t.false(mirrorNeedsMtls(model, run), 'PERMISSIVE by default');
+  t.true(mirrorNeedsMtls({ ...model, meshConfig: mesh('STRICT') }, run));
+  t.false(mirrorNeedsMtls({ ...model, meshConfig: mesh('DISABLE') }, run));
+  t.true(mirrorNeedsMtls({ ...model, mtlsOverrides: [{ name: 'c', targets: [{ service: 'reviews-v2', namespace: 'default' }], mode: 'STRICT' }] }, run), 'the candidate alone is STRICT');
+  t.true(mirrorNeedsMtls(undefined, run));
+});
+
+async function strictComparator(t: import('ava').ExecutionContext) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cmp-test-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ca = await CertificateAuthority.open({ dir: path.join(dir, 'ca'), trustDomain: 'tessera.local', rotationGraceMs: 0 });
+  const identity = new ComparatorIdentity(ca, () => 3600_000, () => {});
+  await identity.start();
+  t.teardown(() => identity.close());
+  const s1 = await upstream(t, () => ({ body: { v: 1 } }));
+  const cand = await upstream(t, () => ({ body: { v: 1 } }));
+  const instances: Instance[] = [{ address: '127.0.0.1', port: s1.port }];
+  const server = new ComparatorServer({
+    instances: (ref) => (ref.service === 'reviews-v1' ? instances : [{ address: '127.0.0.1', port: cand.port }]),
+    log: () => {},
+    tls: () => identity.current(),
+    mtlsRequired: () => true,
+    trustDomain: () => 'tessera.local',
+  });
+  const port = await server.listen(0, '127.0.0.1');
+  t.teardown(() => server.close());
+  server.setRuns([
+    { key: 'default/reviews', version: '1', target: { service: 'reviews', namespace: 'default' }, stable: { service: 'reviews-v1', namespace: 'default' }, candidate: { service: 'reviews-v2', namespace: 'default' }, methods: ['GET'], headers: [] },
+  ]);
+  /** A sidecar's certificate from `from` (this mesh's CA by default). */
+  const client = async (serviceAccount: string, from: CertificateAuthority = ca, trust = ca.trustBundle()) => {
+    const { keyPem, csrPem } = await createKeyAndCsr();
+    const issued = await from.issue(csrPem, { namespace: 'default', serviceAccount }, 3600_000);
+    const agent = new Agent({ connect: { key: keyPem, cert: issued.certificateChain, ca: trust, checkServerIdentity: checkSpiffeIdentity(['spiffe://tessera.local/ns/tessera-system/sa/tessera-comparator']) } });
+    t.teardown(() => agent.close());
+    return agent;
+  };
+  const mirror = async (dispatcher?: Agent) => {
+    const res = await request(`${dispatcher ? 'https' : 'http'}://127.0.0.1:${port}/reviews/1`, { headers: { host: 'reviews' }, dispatcher });
+    const body = await res.body.text();
+    return { status: res.statusCode, body };
+  };
+  return { ca, dir, server, client, mirror, seen: () => [...s1.seen, ...cand.seen] };
+}
+
+test('a STRICT run takes mirrors over mTLS from a mesh certificate on the same port, and refuses plaintext and another CA\'s certificate with 403, forwarding nothing', async (t) => {
+  const { dir, server, client, mirror, seen } = await strictComparator(t);
+  const plain = await mirror();
+  t.is(plain.status, 403);
+  t.regex(plain.body, /mirrors must come over mTLS/);
+  const stranger = await CertificateAuthority.open({ dir: path.join(dir, 'other-ca'), trustDomain: 'tessera.local' });
+  const foreign = await mirror(await client('productpage', stranger));
+  t.is(foreign.status, 403);
+  t.regex(foreign.body, /client certificate not of this mesh/);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(seen(), [], 'nothing forwarded for a refused mirror');
+  t.is(server.status('default/reviews')!.compared, 0);
+
+  t.is((await mirror(await client('productpage'))).status, 202);
+  await until(() => server.status('default/reviews')!.compared === 1);
+  const status = server.status('default/reviews')!;
+  t.deepEqual(status.dropped, { mtls_required: 1, untrusted_client: 1 });
+  t.deepEqual(status.mirroredBy, { 'spiffe://tessera.local/ns/default/sa/productpage': 1 });
+  t.deepEqual(server.dropped, { mtls_required: 1, untrusted_client: 1 });
+});
+
+test('after a root rotation the comparator trusts sidecar certificates of the new root (it reloads its trust bundle)', async (t) => {
+  const { ca, server, client, mirror } = await strictComparator(t);
+  t.is((await mirror(await client('productpage'))).status, 202);
+  await ca.rotate();
+  // Grace 0: the new root signs at once; the old one stays trusted.
+  const fresh = await client('productpage');
+  const answer = await mirror(fresh);
+  t.is(answer.status, 202, answer.body);
+  t.deepEqual(server.status('default/reviews')!.dropped, {});
+  await until(() => server.status('default/reviews')!.compared === 2);
 });

@@ -326,3 +326,17 @@ test('capture mode: the outbound listener becomes the capture listener, an inbou
   t.deepEqual(resources(plain, TypeUrl.Listener).map((l) => l.name), ['outbound_http']);
   t.throws(() => virtualHost(plain, 'passthrough'), undefined, 'without capture nothing passes through');
 });
+
+test('the comparator cluster originates mTLS with the SDS certificate and checks the comparator\'s SPIFFE ID only when the sidecar has a certificate', (t) => {
+  const raw = goldenCases().find((c) => c.name === '12-parallel-run-mtls')!.input;
+  const socket = (sds: boolean) => find(translate({ ...raw, proxy: { ...raw.proxy, sds } as ProxyContext }), TypeUrl.Cluster, 'tessera_comparator').transport_socket as Obj | undefined;
+  const tls = socket(true)!;
+  t.is(tls.name, 'envoy.transport_sockets.tls');
+  const common = tls.typed_config.common_tls_context as Obj;
+  t.deepEqual(common.tls_certificate_sds_secret_configs.map((s: Obj) => s.name), ['default']);
+  t.is(common.combined_validation_context.validation_context_sds_secret_config.name, 'ROOTCA');
+  t.deepEqual(common.combined_validation_context.default_validation_context.match_typed_subject_alt_names, [
+    { san_type: 'URI', matcher: { exact: 'spiffe://example.org/ns/tessera-system/sa/tessera-comparator' } },
+  ]);
+  t.is(socket(false), undefined, 'no certificate: plaintext, as before');
+});
