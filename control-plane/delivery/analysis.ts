@@ -1,8 +1,10 @@
-// Judging a canary backend over one interval, from what the sidecars reported. Pure:
-// totals in, verdict with its numbers out. Too little traffic waits, it never fails
-// (a canary rolled back because a metric had no data is flagger#1035).
+// Judging a canary backend over one interval, from what the sidecars reported (or what
+// a Prometheus provider measured). Pure: totals in, verdict with its numbers out. Too
+// little traffic waits, it never fails (a canary rolled back because a metric had no
+// data is flagger#1035).
 import type { CanarySpec } from '../model/types.ts';
 import { percentileMs, type Totals } from '../telemetry/traffic.ts';
+import type { Measured } from './prometheus.ts';
 
 export interface Analysis {
   result: 'passed' | 'failed' | 'waiting';
@@ -16,10 +18,13 @@ export interface Analysis {
 }
 
 export function analyze(criteria: CanarySpec['analysis'], totals: Totals): Analysis {
-  const requests = totals.requests;
-  const errors5xx = totals.status['5xx'];
+  return judgeMeasured(criteria, { requests: totals.requests, errors5xx: totals.status['5xx'], p99Ms: percentileMs(totals, 0.99) });
+}
+
+/** The same judgement over numbers measured elsewhere (a Prometheus provider). */
+export function judgeMeasured(criteria: CanarySpec['analysis'], measured: Measured): Analysis {
+  const { requests, errors5xx, p99Ms } = measured;
   const successRate = requests > 0 ? Math.round(((requests - errors5xx) / requests) * 10_000) / 100 : null;
-  const p99Ms = percentileMs(totals, 0.99);
   const base = { requests, errors5xx, successRate, p99Ms };
   const judged = criteria.successRateMin !== undefined || criteria.latencyP99MaxMs !== undefined;
   // With something to judge, at least one request is needed, whatever minRequests says.
