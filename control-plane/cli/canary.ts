@@ -106,10 +106,14 @@ function describe(c: CanaryView): string {
   return lines.join('\n') + '\n';
 }
 
+const customQueries = (p: { successRateQuery?: string; latencyP99Query?: string }) => {
+  const own = [p.successRateQuery && 'successRateQuery', p.latencyP99Query && 'latencyP99Query'].filter(Boolean);
+  return own.length ? `; own ${own.join(' and ')}` : '';
+};
 /** Where the analysis gets its numbers, in words. */
 const providerText = (c: CanaryView) =>
   c.provider?.kind === 'prometheus'
-    ? `prometheus at ${c.provider.address} (each query bounded by ${c.provider.timeoutMs} ms)`
+    ? `prometheus at ${c.provider.address} (each query bounded by ${c.provider.timeoutMs} ms${customQueries(c.provider)})`
     : 'from the sidecars (streamed to the control plane)';
 
 function describeParallelRun(c: CanaryView): string {

@@ -36,5 +36,26 @@ export function analysisProvider(analysis: Spec, fail: Fail): { prometheus: Prom
   if (problem) fail([...at, 'address'], `analysis.provider.prometheus.address ${JSON.stringify(p.address)} ${problem}`);
   const timeoutMs = p.timeout === undefined ? PROMETHEUS_DEFAULT_TIMEOUT_MS : parseDuration(p.timeout);
   if (timeoutMs < MIN_TIMEOUT_MS || timeoutMs > MAX_TIMEOUT_MS) fail([...at, 'timeout'], `analysis.provider.prometheus.timeout must be from 100ms to 60s, not ${p.timeout}`);
-  return { prometheus: { address: String(p.address).replace(/\/+$/, ''), timeoutMs } };
+  const queries: Pick<PrometheusProvider, 'successRateQuery' | 'latencyP99Query'> = {};
+  for (const field of ['successRateQuery', 'latencyP99Query'] as const) {
+    const template = p[field] as string | undefined;
+    if (template === undefined) continue;
+    const unknown = templatePlaceholders(template).filter((name) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name));
+    if (unknown.length > 0) {
+      fail([...at, field], `analysis.provider.prometheus.${field} has ${unknown.map((n) => `{{${n}}}`).join(', ')}: only ${TEMPLATE_PLACEHOLDERS.map((n) => `{{${n}}}`).join(', ')} are filled in`);
+    }
+    if (!templatePlaceholders(template).includes('backend')) {
+      fail([...at, field], `analysis.provider.prometheus.${field} has no {{backend}}: the same query would judge the canary and stable alike`);
+    }
+    queries[field] = template;
+  }
+  return { prometheus: { address: String(p.address).replace(/\/+$/, ''), timeoutMs, ...queries } };
+}
+
+/** What a query template may use: the backend Service, its namespace, and the window. */
+export const TEMPLATE_PLACEHOLDERS = ['backend', 'namespace', 'interval'] as const;
+
+/** The names inside `{{ … }}` of a template. */
+export function templatePlaceholders(template: string): string[] {
+  return [...template.matchAll(/\{\{\s*([^}]*?)\s*\}\}/g)].map((m) => m[1]);
 }

@@ -24,7 +24,9 @@ export function analyze(criteria: CanarySpec['analysis'], totals: Totals): Analy
 /** The same judgement over numbers measured elsewhere (a Prometheus provider). */
 export function judgeMeasured(criteria: CanarySpec['analysis'], measured: Measured): Analysis {
   const { requests, errors5xx, p99Ms } = measured;
-  const successRate = requests > 0 ? Math.round(((requests - errors5xx) / requests) * 10_000) / 100 : null;
+  const counted = requests > 0 ? Math.round(((requests - errors5xx) / requests) * 10_000) / 100 : null;
+  // A success rate of its own (a provider's successRateQuery) wins over the counts.
+  const successRate = measured.successRate !== undefined ? measured.successRate : counted;
   const base = { requests, errors5xx, successRate, p99Ms };
   const judged = criteria.successRateMin !== undefined || criteria.latencyP99MaxMs !== undefined;
   // With something to judge, at least one request is needed, whatever minRequests says.
@@ -32,6 +34,10 @@ export function judgeMeasured(criteria: CanarySpec['analysis'], measured: Measur
   if (requests < needed) return { ...base, result: 'waiting', message: `waiting for traffic: ${requests}/${needed} requests` };
   const failures: string[] = [];
   const passes: string[] = [];
+  // Requests but no success rate from its own query: wait (never judge on nothing).
+  if (criteria.successRateMin !== undefined && measured.successRate === null) {
+    return { ...base, result: 'waiting', message: `waiting for success-rate data (${requests} requests, successRateQuery gave no sample)` };
+  }
   if (criteria.successRateMin !== undefined && successRate !== null) {
     if (successRate < criteria.successRateMin) failures.push(`success rate ${successRate}% < ${criteria.successRateMin}%`);
     else passes.push(`success rate ${successRate}% >= ${criteria.successRateMin}%`);

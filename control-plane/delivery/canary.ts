@@ -454,9 +454,9 @@ export interface CanaryView {
   provider?: CanaryProviderView;
 }
 
-export type CanaryProviderView = { kind: 'sidecars' } | { kind: 'prometheus'; address: string; timeoutMs: number };
+export type CanaryProviderView = { kind: 'sidecars' } | { kind: 'prometheus'; address: string; timeoutMs: number; successRateQuery?: string; latencyP99Query?: string };
 
 const providerOf = (spec: CanarySpec): CanaryProviderView => {
   const p = spec.analysis.provider?.prometheus;
-  return p ? { kind: 'prometheus', address: p.address, timeoutMs: p.timeoutMs } : { kind: 'sidecars' };
+  return p ? { kind: 'prometheus', ...p } : { kind: 'sidecars' };
 };

@@ -21,6 +21,9 @@ export interface Measured {
   requests: number;
   errors5xx: number;
   p99Ms: number | null;
+  /** A success rate measured by a query of its own (successRateQuery), in percent; null
+   *  when that query gave no sample. Absent: computed from requests and 5xx. */
+  successRate?: number | null;
 }
 
 export class PrometheusQueryError extends Error {
@@ -49,6 +52,13 @@ export function buildQueries(backend: ServiceRef, windowMs: number): { requests:
     errors5xx: `sum(increase(${prefix}upstream_rq_xx{${cluster},envoy_response_code_class="5"}${range}))`,
     p99: `histogram_quantile(0.99, sum by (le) (increase(${prefix}upstream_rq_time_bucket{${cluster}}${range})))`,
   };
+}
+
+/** A user's query template for one backend and window: `{{backend}}`, `{{namespace}}`,
+ *  `{{interval}}` (the config refuses any other placeholder). */
+export function renderTemplate(template: string, backend: ServiceRef, windowMs: number): string {
+  const values: Record<string, string> = { backend: backend.service, namespace: backend.namespace, interval: `${Math.max(1, Math.round(windowMs))}ms` };
+  return template.replace(/\{\{\s*(backend|namespace|interval)\s*\}\}/g, (_, name: string) => values[name]);
 }
 
 /** The one number of an instant query's answer: undefined when the vector is empty
@@ -102,17 +112,33 @@ export async function instantQuery(provider: PrometheusProvider, query: string, 
 
 /** The numbers of one backend over [since, until) from Prometheus. */
 export async function measureFromPrometheus(provider: PrometheusProvider, backend: ServiceRef, since: number, until: number): Promise<Measured> {
-  const q = buildQueries(backend, until - since);
-  const ask = (query: string) =>
+  const windowMs = until - since;
+  const q = buildQueries(backend, windowMs);
+  const ask = (query: string, what: string) =>
     instantQuery(provider, query, until).catch((err: Error) => {
-      throw new PrometheusQueryError(`prometheus at ${provider.address}: ${err.message}`);
+      throw new PrometheusQueryError(`prometheus at ${provider.address}: ${what}${err.message}`);
     });
-  const [requests, errors5xx, p99] = await Promise.all([ask(q.requests), ask(q.errors5xx), ask(q.p99)]);
+  const successQuery = provider.successRateQuery && renderTemplate(provider.successRateQuery, backend, windowMs);
+  const latencyQuery = provider.latencyP99Query ? renderTemplate(provider.latencyP99Query, backend, windowMs) : q.p99;
+  const [requests, errors5xx, p99, success] = await Promise.all([
+    ask(q.requests, ''),
+    ask(q.errors5xx, ''),
+    ask(latencyQuery, provider.latencyP99Query ? 'latencyP99Query: ' : ''),
+    successQuery ? ask(successQuery, 'successRateQuery: ') : undefined,
+  ]);
   // increase() extrapolates over the window: counts come back fractional.
   const count = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 0 : Math.max(0, Math.round(v * 10) / 10));
-  return {
+  const measured: Measured = {
     requests: count(requests),
     errors5xx: count(errors5xx),
     p99Ms: p99 === undefined || !Number.isFinite(p99) ? null : Math.round(p99 * 10) / 10,
   };
+  if (successQuery) {
+    const rate = success === undefined || Number.isNaN(success) ? null : success;
+    if (rate !== null && !(rate >= 0 && rate <= 100)) {
+      throw new PrometheusQueryError(`prometheus at ${provider.address}: successRateQuery gave ${rate} for ${backend.service}, not a percent (0-100)`);
+    }
+    measured.successRate = rate === null ? null : Math.round(rate * 100) / 100;
+  }
+  return measured;
 }

@@ -317,6 +317,11 @@ export interface PrometheusProvider {
   address: string;
   /** Bound on each query (the HTTP request and Prometheus' own evaluation). */
   timeoutMs: number;
+  /** PromQL templates replacing the built-in success rate (percent, 0-100) and p99 (ms)
+   *  queries; `{{backend}}`, `{{namespace}}` and `{{interval}}` (the window, `30000ms`) are
+   *  filled in for the canary and for stable. Requests and 5xx stay the built-in queries. */
+  successRateQuery?: string;
+  latencyP99Query?: string;
 }
 
 export interface CanaryTest {

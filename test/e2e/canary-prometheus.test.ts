@@ -21,7 +21,7 @@ spec:
   ports: [{name: http, port: 9080, appProtocol: http}]
 `;
 
-function canaryYaml(prometheus: string, analysis: string) {
+function canaryYaml(prometheus: string, analysis: string, queries = '') {
   return `apiVersion: tessera.dev/v1alpha1
 kind: Canary
 metadata: {name: reviews}
@@ -35,13 +35,15 @@ spec:
   analysis:
     ${analysis}
     provider:
-      prometheus: {address: "${prometheus}", timeout: 2s}
-`;
+      prometheus:
+        address: "${prometheus}"
+        timeout: 2s
+${queries}`;
 }
 
 /** Prometheus first (it scrapes the sidecar's admin port, picked up front), then the
  *  control plane with the Canary pointing at it, then the sidecar. */
-async function mesh(t: ExecutionContext, opts: { analysis: string; v2?: DemoBehaviour }) {
+async function mesh(t: ExecutionContext, opts: { analysis: string; v2?: DemoBehaviour; queries?: string }) {
   const [v1Port, v2Port, adminPort] = [await freePort(), await freePort(), await freePort()];
   const servers = [await startHttpService('reviews-v1', v1Port), await startHttpService('reviews-v2', v2Port, '127.0.0.1', opts.v2)];
   t.teardown(() => {
@@ -51,7 +53,7 @@ async function mesh(t: ExecutionContext, opts: { analysis: string; v2?: DemoBeha
   const dir = tempDir(t);
   const files = [REVIEWS, serviceWithInstance('reviews-v1', { port: 9080, targetPort: v1Port }), serviceWithInstance('reviews-v2', { port: 9080, targetPort: v2Port })];
   fs.writeFileSync(path.join(dir, 'services.yaml'), files.join('---\n'));
-  fs.writeFileSync(path.join(dir, 'canary.yaml'), canaryYaml(prometheus.address, opts.analysis));
+  fs.writeFileSync(path.join(dir, 'canary.yaml'), canaryYaml(prometheus.address, opts.analysis, opts.queries));
   const cp = await startControlPlaneProcess(t, { configDir: dir });
   const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'sotw', service: 'productpage', statsFlushIntervalMs: 1000, adminPort });
   await waitFor('reviews to be routed', async () => Object.keys(await tally(envoy.outboundPort, 'reviews', 4)).every((k) => k.startsWith('reviews-v')), 20_000);
@@ -151,3 +153,34 @@ prometheusEnvoyTest.serial('with Prometheus killed, the analysis waits and says 
   }
   t.not(later.lastAnalysis!.at, waited.lastAnalysis!.at, 'a later interval waited too');
 });
+
+/** The user's own queries, over the same Envoy metrics written another way: a success rate
+ *  in percent (no 5xx series at all counts as none failed) and a p99 from rate(). */
+const OWN_QUERIES = `        successRateQuery: '100 * (1 - ((sum(increase(envoy_cluster_{{namespace}}_upstream_rq_xx{envoy_cluster_name=~".*[|]{{backend}}",envoy_response_code_class="5"}[{{interval}}])) or vector(0)) / sum(increase(envoy_cluster_{{namespace}}_upstream_rq_xx{envoy_cluster_name=~".*[|]{{backend}}"}[{{interval}}]))))'
+        latencyP99Query: 'histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_{{namespace}}_upstream_rq_time_bucket{envoy_cluster_name=~".*[|]{{backend}}"}[{{interval}}])))'
+`;
+
+prometheusEnvoyTest.serial('with its own queries, a canary 300 ms slower at p99 is rolled back on latency; its own success rate says 100%', async (t) => {
+  if (!requireEnvoy(t) || !requirePrometheus(t)) return;
+  const { cp, envoy } = await mesh(t, { analysis: 'successRate: {min: 99}\n    latencyP99: {max: 200ms}\n    minRequests: 5\n    failureLimit: 1', v2: { delayMs: 300 }, queries: OWN_QUERIES });
+  const load = steadyLoad(envoy.outboundPort, 'reviews', 20);
+  t.teardown(() => load.stop());
+  const { last } = await follow(cp, (c) => c.phase !== 'Progressing', 40_000);
+  await load.stop();
+  t.is(last.phase, 'RolledBack', last.message);
+  t.like(last.provider, { kind: 'prometheus', successRateQuery: expect('successRateQuery'), latencyP99Query: expect('latencyP99Query') });
+  t.regex(last.message, /p99 [\d.]+ ms > 200 ms/);
+  t.is(last.lastAnalysis!.provider, 'prometheus');
+  t.true(last.lastAnalysis!.p99Ms! >= 250, `canary p99 ${last.lastAnalysis!.p99Ms}`);
+  t.true(last.lastAnalysis!.stable.p99Ms! < 200, `stable p99 ${last.lastAnalysis!.stable.p99Ms} ms, over the same window`);
+  t.is(last.lastAnalysis!.successRate, 100);
+  t.is(last.lastAnalysis!.stable.successRate, 100);
+  t.deepEqual(load.failures(), []);
+});
+
+/** A template of OWN_QUERIES as the config holds it. */
+function expect(field: string): string {
+  const m = new RegExp(`${field}: '(.*)'`).exec(OWN_QUERIES);
+  if (!m) throw new Error(`no ${field} in OWN_QUERIES`);
+  return m[1];
+}

@@ -9,7 +9,8 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { loadConfigDir } from '../../control-plane/config/load.ts';
 import { CanaryController } from '../../control-plane/delivery/canary.ts';
-import { buildQueries, instantQuery, measureFromPrometheus, parseQueryResult, PrometheusQueryError, type Measured } from '../../control-plane/delivery/prometheus.ts';
+import { judgeMeasured } from '../../control-plane/delivery/analysis.ts';
+import { buildQueries, instantQuery, measureFromPrometheus, parseQueryResult, PrometheusQueryError, renderTemplate, type Measured } from '../../control-plane/delivery/prometheus.ts';
 import type { CanarySpec, MeshModel, PrometheusProvider } from '../../control-plane/model/types.ts';
 import { MemoryStore } from '../../control-plane/registry/store.ts';
 import { TrafficStore, type ServiceRef } from '../../control-plane/telemetry/traffic.ts';
@@ -32,6 +33,13 @@ test('a namespace with a dash is written with an underscore in the metric name, 
 
 test('a backend name that is not a Service name is refused rather than put into a regex', (t) => {
   t.throws(() => buildQueries({ service: 'a|b.*', namespace: 'default' }, 1000), { instanceOf: PrometheusQueryError, message: /is not a Service name/ });
+});
+
+test('a query template gets the backend, its namespace and the window', (t) => {
+  t.is(
+    renderTemplate('sum(rate(x{app="{{backend}}",ns="{{ namespace }}"}[{{interval}}])) / {{backend}}', { service: 'reviews-v2', namespace: 'shop' }, 4000),
+    'sum(rate(x{app="reviews-v2",ns="shop"}[4000ms])) / reviews-v2',
+  );
 });
 
 // ---- answers ----
@@ -133,6 +141,34 @@ test('a backend is measured by its three queries over the window; a failed one n
   });
 });
 
+test('own queries replace the built-in success rate and p99; requests and 5xx stay built in', async (t) => {
+  const rates: Record<string, string> = { 'reviews-v2': '90', 'reviews-v1': '250' };
+  const p = await fakePrometheus(t, (url, res) => {
+    const q = url.searchParams.get('query') ?? '';
+    const own = /^own_(success|p99)\{b="([^"]+)",w="([^"]+)"\}$/.exec(q);
+    if (own?.[1] === 'success') json(res, own[2] === 'reviews-v3' ? vector() : vector(rates[own[2]]));
+    else if (own?.[1] === 'p99') json(res, vector(own[3] === '8000ms' ? '321' : '0'));
+    else if (q.includes('envoy_response_code_class="5"')) json(res, vector('1'));
+    else if (q.startsWith('histogram_quantile')) json(res, vector('1'));
+    else json(res, vector('40'));
+  });
+  const provider: PrometheusProvider = { address: p.address, timeoutMs: 1000, successRateQuery: 'own_success{b="{{backend}}",w="{{interval}}"}', latencyP99Query: 'own_p99{b="{{backend}}",w="{{interval}}"}' };
+  const m = await measureFromPrometheus(provider, { service: 'reviews-v2', namespace: 'default' }, 0, 8000);
+  t.deepEqual(m, { requests: 40, errors5xx: 1, p99Ms: 321, successRate: 90 });
+  t.false(p.urls.some((u) => u.searchParams.get('query')!.startsWith('histogram_quantile')), 'the built-in p99 query is not sent');
+  // Judged on its own success rate (90%), not on the counts (39 of 40: 97.5%, which would pass).
+  t.like(judgeMeasured({ successRateMin: 95, minRequests: 5, failureLimit: 1 }, m), { result: 'failed', successRate: 90, message: 'success rate 90% < 95% (40 requests)' });
+  t.like(judgeMeasured({ successRateMin: 95, minRequests: 5, failureLimit: 1 }, { ...m, successRate: undefined }), { result: 'passed', successRate: 97.5 });
+  // An answer that is not a percent, or none: the query fails, or the analysis waits.
+  await t.throwsAsync(measureFromPrometheus(provider, { service: 'reviews-v1', namespace: 'default' }, 0, 8000), { message: /successRateQuery gave 250 for reviews-v1, not a percent/ });
+  const none = await measureFromPrometheus(provider, { service: 'reviews-v3', namespace: 'default' }, 0, 8000);
+  t.is(none.successRate, null);
+  t.like(judgeMeasured({ successRateMin: 95, minRequests: 5, failureLimit: 1 }, none), { result: 'waiting', message: 'waiting for success-rate data (40 requests, successRateQuery gave no sample)' });
+  // A failing own query says which one.
+  const broken = await fakePrometheus(t, (url, res) => (url.searchParams.get('query')!.startsWith('own_') ? json(res, { status: 'error', errorType: 'bad_data', error: 'boom' }, 400) : json(res, vector('1'))));
+  await t.throwsAsync(measureFromPrometheus({ ...provider, address: broken.address }, { service: 'reviews-v2', namespace: 'default' }, 0, 8000), { message: /: (successRateQuery|latencyP99Query): the query failed: bad_data: boom/ });
+});
+
 // ---- config ----
 
 const SERVICES = ['reviews', 'reviews-v1', 'reviews-v2']
@@ -177,6 +213,17 @@ test('analysis.provider.prometheus loads with its address and a 5s default timeo
   t.false('provider' in plain.model.canaries![0].analysis);
 });
 
+test('query templates load as written', (t) => {
+  const r = load(t, canaryWith("      prometheus:\n        address: http://p:9090\n        successRateQuery: 'sum(rate(ok{svc=\"{{backend}}\"}[{{ interval }}]))'\n        latencyP99Query: 'max(p99{svc=\"{{backend}}\",ns=\"{{namespace}}\"})'"));
+  t.deepEqual(r.errors, []);
+  t.deepEqual(r.model.canaries![0].analysis.provider?.prometheus, {
+    address: 'http://p:9090',
+    timeoutMs: 5000,
+    successRateQuery: 'sum(rate(ok{svc="{{backend}}"}[{{ interval }}]))',
+    latencyP99Query: 'max(p99{svc="{{backend}}",ns="{{namespace}}"})',
+  });
+});
+
 test('a BlueGreen Canary takes the provider too', (t) => {
   const r = load(t, canaryWith('      prometheus: {address: "http://p:9090"}', 'strategy: BlueGreen\n  mirror: true\n  iterations: 2'));
   t.deepEqual(r.errors, []);
@@ -193,7 +240,9 @@ const refusals: [string, string, RegExp, number, string?][] = [
   ['a timeout over 60s', '      prometheus:\n        address: http://prom:9090\n        timeout: 2m', /timeout must be from 100ms to 60s, not 2m/, 16],
   ['no address', '      prometheus: {timeout: 1s}', /missing required field 'address'|must have required property 'address'/, 14],
   ['an unknown provider', '      datadog: {site: x}', /unknown field 'spec.analysis.provider.datadog'/, 14],
-  ['query overrides, which are not implemented', '      prometheus:\n        address: http://prom:9090\n        successRateQuery: "sum(x)"', /unknown field 'spec.analysis.provider.prometheus.successRateQuery'/, 16],
+  ['a misspelt query field', '      prometheus:\n        address: http://prom:9090\n        successRateQueries: "sum(x)"', /unknown field 'spec.analysis.provider.prometheus.successRateQueries'/, 16],
+  ['a placeholder that is not filled in', '      prometheus:\n        address: http://prom:9090\n        latencyP99Query: "max(x{svc=\\"{{backend}}\\"}[{{window}}])"', /latencyP99Query has \{\{window\}\}: only \{\{backend\}\}, \{\{namespace\}\}, \{\{interval\}\} are filled in/, 16],
+  ['a query template without {{backend}}', '      prometheus:\n        address: http://prom:9090\n        successRateQuery: "sum(up) * 100"', /successRateQuery has no \{\{backend\}\}: the same query would judge the canary and stable alike/, 16],
   ['a provider on a ParallelRun', '      prometheus: {address: "http://p:9090"}', /analysis.provider does not apply to strategy ParallelRun/, 13, 'strategy: ParallelRun'],
 ];
 for (const [title, provider, message, line, extra] of refusals) {
