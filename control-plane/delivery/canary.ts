@@ -120,6 +120,8 @@ export class CanaryController {
   private ticking = false;
   /** Canaries whose Prometheus queries are in flight (one analysis at a time each). */
   private readonly querying = new Set<string>();
+  /** After close(), answers still in flight are dropped. */
+  private closed = false;
 
   constructor(private readonly deps: CanaryControllerDeps) {
     this.now = deps.now ?? Date.now;
@@ -254,7 +256,7 @@ export class CanaryController {
         },
       )
       .then(({ verdict, stable, error }) => {
-        if (this.states.get(key) !== state || !this.specs.has(key)) return;
+        if (this.closed || this.states.get(key) !== state || !this.specs.has(key)) return;
         this.decide(key, spec, state, now, verdict, stable, 'prometheus', error);
       })
       .catch((err: Error) => this.deps.log(`canary ${key}: analysis from prometheus not applied: ${err.message}`))
@@ -413,6 +415,7 @@ export class CanaryController {
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
   }
 }

@@ -383,6 +383,17 @@ test('an answer that arrives after the canary was aborted by hand is dropped', a
   t.is(c.lastAnalysis, undefined);
 });
 
+test('an answer that arrives after the controller closed is dropped', async (t) => {
+  const h = harness();
+  const releases: (() => void)[] = [];
+  h.answer((b) => new Promise((resolve) => releases.push(() => resolve(b.service === 'reviews-v2' ? { requests: 50, errors5xx: 0, p99Ms: 1 } : { requests: 1, errors5xx: 0, p99Ms: 1 }))));
+  await h.interval();
+  h.controller.close();
+  for (const release of releases) release();
+  await new Promise((r) => setTimeout(r, 20));
+  t.like(h.controller.list()[0], { phase: 'Progressing', step: 1, weight: 5, lastAnalysis: undefined });
+});
+
 test('a Canary without a provider says its numbers come from the sidecars', (t) => {
   const controller = new CanaryController({ traffic: new TrafficStore(), publish: () => {}, store: new MemoryStore(), log: () => {}, tickMs: 3_600_000 });
   t.teardown(() => controller.close());
