@@ -92,11 +92,12 @@ function describe(c: CanaryView): string {
       ? `mode ${c.mode}, phase ${c.phase}, iteration ${c.iteration}/${c.iterations}, ${share(c)} to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`
       : `mode ${c.mode ?? 'Canary'}, phase ${c.phase}, step ${c.step}/${c.steps.length} (steps ${c.steps.join(', ')}), ${c.weight}% to ${c.canary}, failures ${c.failures}/${c.failureLimit}, interval ${c.intervalSeconds}s`,
     ...(c.testTraffic ? [`test traffic: ${c.testTraffic} to ${c.canary}${c.testing ? '' : ' (no longer served)'}`] : []),
+    `metrics: ${providerText(c)}`,
     c.message,
   ];
   if (a) {
     lines.push(
-      `last analysis ${a.at} over ${a.windowSeconds}s at ${c.iterations !== undefined ? `iteration ${a.step}/${c.iterations}` : `step ${a.step} (${a.weight}%)`}: ${a.result}`,
+      `last analysis ${a.at} over ${a.windowSeconds}s${a.provider === 'prometheus' ? ' from prometheus' : ''} at ${c.iterations !== undefined ? `iteration ${a.step}/${c.iterations}` : `step ${a.step} (${a.weight}%)`}: ${a.result}`,
       `  ${c.canary}: ${a.requests} ${a.test === 'mirror' ? 'mirrored ' : a.test === 'match' ? 'matching ' : ''}requests, ${a.errors5xx} 5xx, success rate ${a.successRate ?? '-'}%, p99 ${a.p99Ms ?? '-'} ms`,
       `  ${c.stable}: ${a.stable.requests} requests, success rate ${a.stable.successRate ?? '-'}%, p99 ${a.stable.p99Ms ?? '-'} ms`,
     );
@@ -104,6 +105,16 @@ function describe(c: CanaryView): string {
   if (c.nextAnalysisAt) lines.push(`next analysis ${c.nextAnalysisAt}`);
   return lines.join('\n') + '\n';
 }
+
+const customQueries = (p: { successRateQuery?: string; latencyP99Query?: string }) => {
+  const own = [p.successRateQuery && 'successRateQuery', p.latencyP99Query && 'latencyP99Query'].filter(Boolean);
+  return own.length ? `; own ${own.join(' and ')}` : '';
+};
+/** Where the analysis gets its numbers, in words. */
+const providerText = (c: CanaryView) =>
+  c.provider?.kind === 'prometheus'
+    ? `prometheus at ${c.provider.address} (each query bounded by ${c.provider.timeoutMs} ms${customQueries(c.provider)})`
+    : 'from the sidecars (streamed to the control plane)';
 
 function describeParallelRun(c: CanaryView): string {
   const lines = [

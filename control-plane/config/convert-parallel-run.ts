@@ -1,6 +1,6 @@
 // The parts of a Canary that belong to one strategy: `parallelRun` and
 // `analysis.maxMismatchPercent` for ParallelRun; `steps`, `match`, `mirror`,
-// `iterations`, `successRate` and `latencyP99` for Canary and BlueGreen. A field of the other strategy is refused at its line
+// `iterations`, `successRate`, `latencyP99` and `analysis.provider` for Canary and BlueGreen. A field of the other strategy is refused at its line
 // rather than ignored.
 import type { CanarySpec } from '../model/types.ts';
 
@@ -34,6 +34,9 @@ export function strategyFields(strategy: 'Canary' | 'BlueGreen' | 'ParallelRun',
     if (analysis[field] !== undefined) {
       fail(['spec', 'analysis', field], `analysis.${field} applies to strategy Canary; a ParallelRun is judged by analysis.maxMismatchPercent`);
     }
+  }
+  if (analysis.provider !== undefined) {
+    fail(['spec', 'analysis', 'provider'], 'analysis.provider does not apply to strategy ParallelRun: it is judged by the comparator\'s mismatches, which no metrics provider has');
   }
   const p = s.parallelRun ?? {};
   return {

@@ -19,6 +19,7 @@ import {
   type TrafficPolicy,
 } from '../model/types.ts';
 import { convertAuthorizationPolicy } from './convert-authorization.ts';
+import { analysisProvider } from './convert-analysis-provider.ts';
 import { strategyFields } from './convert-parallel-run.ts';
 import { formatProblem } from './access-log-format.ts';
 import { parseDuration } from './duration.ts';
@@ -477,6 +478,7 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
   const intervalMs = parseDuration(s.interval);
   if (intervalMs < MIN_CANARY_INTERVAL_MS || intervalMs > 24 * 3_600_000) fail(['spec', 'interval'], `interval must be from 1s to 24h, not ${s.interval}`);
   const a = s.analysis ?? {};
+  const provider = strategy === 'ParallelRun' ? undefined : analysisProvider(a, fail);
   if (!ok) return;
   const spec: CanarySpec = {
     name: doc.metadata.name,
@@ -495,6 +497,7 @@ function convertCanary(doc: Doc, ctx: ConvertContext): void {
       failureLimit: a.failureLimit ?? 1,
       ...(a.successRate ? { successRateMin: a.successRate.min } : {}),
       ...(a.latencyP99 ? { latencyP99MaxMs: parseDuration(a.latencyP99.max) } : {}),
+      ...(provider ? { provider } : {}),
     },
     source: source(ctx),
   };

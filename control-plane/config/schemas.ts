@@ -319,6 +319,22 @@ const canarySchema = obj(
           maxMismatchPercent: { type: 'number', minimum: 0, maximum: 100 },
           minRequests: int(0, 1_000_000_000),
           failureLimit: int(1, 1000),
+          // Absent: the sidecars' own metrics. The address is checked (http or https) by convert.ts at its line.
+          provider: obj(
+            {
+              prometheus: obj(
+                {
+                  address: { type: 'string', minLength: 1, maxLength: 2048 },
+                  timeout: duration,
+                  // PromQL templates; their placeholders are checked by convert-analysis-provider.ts at their line.
+                  successRateQuery: { type: 'string', minLength: 1, maxLength: 4096 },
+                  latencyP99Query: { type: 'string', minLength: 1, maxLength: 4096 },
+                },
+                ['address'],
+              ),
+            },
+            ['prometheus'],
+          ),
         }),
         parallelRun: obj({
           methods: list({ enum: ['GET', 'HEAD', 'OPTIONS', 'POST', 'PUT', 'PATCH', 'DELETE'] }, { minItems: 1, uniqueItems: true }),

@@ -1,8 +1,10 @@
-// Judging a canary backend over one interval, from what the sidecars reported. Pure:
-// totals in, verdict with its numbers out. Too little traffic waits, it never fails
-// (a canary rolled back because a metric had no data is flagger#1035).
+// Judging a canary backend over one interval, from what the sidecars reported (or what
+// a Prometheus provider measured). Pure: totals in, verdict with its numbers out. Too
+// little traffic waits, it never fails (a canary rolled back because a metric had no
+// data is flagger#1035).
 import type { CanarySpec } from '../model/types.ts';
 import { percentileMs, type Totals } from '../telemetry/traffic.ts';
+import type { Measured } from './prometheus.ts';
 
 export interface Analysis {
   result: 'passed' | 'failed' | 'waiting';
@@ -16,10 +18,15 @@ export interface Analysis {
 }
 
 export function analyze(criteria: CanarySpec['analysis'], totals: Totals): Analysis {
-  const requests = totals.requests;
-  const errors5xx = totals.status['5xx'];
-  const successRate = requests > 0 ? Math.round(((requests - errors5xx) / requests) * 10_000) / 100 : null;
-  const p99Ms = percentileMs(totals, 0.99);
+  return judgeMeasured(criteria, { requests: totals.requests, errors5xx: totals.status['5xx'], p99Ms: percentileMs(totals, 0.99) });
+}
+
+/** The same judgement over numbers measured elsewhere (a Prometheus provider). */
+export function judgeMeasured(criteria: CanarySpec['analysis'], measured: Measured): Analysis {
+  const { requests, errors5xx, p99Ms } = measured;
+  const counted = requests > 0 ? Math.round(((requests - errors5xx) / requests) * 10_000) / 100 : null;
+  // A success rate of its own (a provider's successRateQuery) wins over the counts.
+  const successRate = measured.successRate !== undefined ? measured.successRate : counted;
   const base = { requests, errors5xx, successRate, p99Ms };
   const judged = criteria.successRateMin !== undefined || criteria.latencyP99MaxMs !== undefined;
   // With something to judge, at least one request is needed, whatever minRequests says.
@@ -27,6 +34,10 @@ export function analyze(criteria: CanarySpec['analysis'], totals: Totals): Analy
   if (requests < needed) return { ...base, result: 'waiting', message: `waiting for traffic: ${requests}/${needed} requests` };
   const failures: string[] = [];
   const passes: string[] = [];
+  // Requests but no success rate from its own query: wait (never judge on nothing).
+  if (criteria.successRateMin !== undefined && measured.successRate === null) {
+    return { ...base, result: 'waiting', message: `waiting for success-rate data (${requests} requests, successRateQuery gave no sample)` };
+  }
   if (criteria.successRateMin !== undefined && successRate !== null) {
     if (successRate < criteria.successRateMin) failures.push(`success rate ${successRate}% < ${criteria.successRateMin}%`);
     else passes.push(`success rate ${successRate}% >= ${criteria.successRateMin}%`);

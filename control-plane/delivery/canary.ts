@@ -6,12 +6,16 @@
 // judged, and all traffic at once after `iterations` passing intervals. A ParallelRun
 // mirrors the target's requests to the comparator and is judged by how often the
 // candidate's answers differ (parallel-run.ts). Its state lives in the registry's store, so a restarted control plane resumes each Canary at its step.
+// A Canary with `analysis.provider.prometheus` is judged from the user's Prometheus
+// instead (prometheus.ts): the queries run in the background, and a failed one makes
+// the interval wait with the reason, never fail or pass.
 import { createHash } from 'node:crypto';
-import type { CanarySpec, MeshModel } from '../model/types.ts';
+import type { CanarySpec, MeshModel, PrometheusProvider } from '../model/types.ts';
 import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
-import { analyze, type Analysis } from './analysis.ts';
+import { analyze, judgeMeasured, type Analysis } from './analysis.ts';
 import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
 import { comparing, judgeParallelRun, parallelRunTarget, type ParallelRunComparator, type ParallelRunStatus } from './parallel-run.ts';
+import { measureFromPrometheus, type Measured } from './prometheus.ts';
 
 export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
 /** Weighted steps, header-matched A/B, BlueGreen (match or mirror), or a parallel run. */
@@ -31,6 +35,10 @@ export interface LastAnalysis extends Analysis {
   stable: { requests: number; successRate: number | null; p99Ms: number | null };
   /** ParallelRun: percent of compared requests whose candidate answer differed. */
   mismatchPercent?: number | null;
+  /** Where the numbers came from (absent in states stored before providers existed: sidecars). */
+  provider?: 'sidecars' | 'prometheus';
+  /** Why the provider gave no numbers (the analysis then waits). */
+  providerError?: string;
 }
 
 /** What is stored per Canary (JSON). */
@@ -57,6 +65,8 @@ export interface CanaryControllerDeps {
   log: (line: string) => void;
   /** The comparator ParallelRuns mirror to (absent: they compare nothing and say so). */
   parallelRuns?: ParallelRunComparator;
+  /** Measures a backend over [since, until) from a Prometheus provider (tests fake it). */
+  prometheus?: (provider: PrometheusProvider, backend: ServiceRef, since: number, until: number) => Promise<Measured>;
   now?: () => number;
   tickMs?: number;
 }
@@ -108,6 +118,10 @@ export class CanaryController {
   private readonly now: () => number;
   private readonly timer: NodeJS.Timeout;
   private ticking = false;
+  /** Canaries whose Prometheus queries are in flight (one analysis at a time each). */
+  private readonly querying = new Set<string>();
+  /** After close(), answers still in flight are dropped. */
+  private closed = false;
 
   constructor(private readonly deps: CanaryControllerDeps) {
     this.now = deps.now ?? Date.now;
@@ -214,10 +228,42 @@ export class CanaryController {
       this.commit(key, spec, state, next, reason);
       return;
     }
+    const provider = spec.analysis.provider?.prometheus;
+    if (provider) {
+      this.judgeFromPrometheus(key, spec, state, now, provider);
+      return;
+    }
     const canary = this.deps.traffic.destination(spec.canary, state.windowStart, now + 1);
     const stable = this.deps.traffic.destination(spec.stable, state.windowStart, now + 1);
-    const verdict = analyze(spec.analysis, canary);
-    const stableVerdict = analyze({ minRequests: 0, failureLimit: 1 }, stable);
+    this.decide(key, spec, state, now, analyze(spec.analysis, canary), analyze({ minRequests: 0, failureLimit: 1 }, stable), 'sidecars');
+  }
+
+  /** Asks the provider for both backends over the window, then decides as from the
+   *  sidecars' numbers. A failed query waits with its reason. An answer that comes back
+   *  after the Canary moved on (by hand, a new spec) is dropped. */
+  private judgeFromPrometheus(key: string, spec: CanarySpec, state: CanaryState, now: number, provider: PrometheusProvider): void {
+    if (this.querying.has(key)) return;
+    this.querying.add(key);
+    const measure = this.deps.prometheus ?? measureFromPrometheus;
+    const none: Measured = { requests: 0, errors5xx: 0, p99Ms: null };
+    Promise.all([measure(provider, spec.canary, state.windowStart, now), measure(provider, spec.stable, state.windowStart, now)])
+      .then(
+        ([canary, stable]) => ({ verdict: judgeMeasured(spec.analysis, canary), stable: judgeMeasured({ minRequests: 0, failureLimit: 1 }, stable), error: undefined }),
+        (err: Error) => {
+          const error = err.message || String(err);
+          const verdict: Analysis = { ...judgeMeasured(spec.analysis, none), result: 'waiting', message: `waiting, no metrics: ${error}` };
+          return { verdict, stable: judgeMeasured({ minRequests: 0, failureLimit: 1 }, none), error };
+        },
+      )
+      .then(({ verdict, stable, error }) => {
+        if (this.closed || this.states.get(key) !== state || !this.specs.has(key)) return;
+        this.decide(key, spec, state, now, verdict, stable, 'prometheus', error);
+      })
+      .catch((err: Error) => this.deps.log(`canary ${key}: analysis from prometheus not applied: ${err.message}`))
+      .finally(() => this.querying.delete(key));
+  }
+
+  private decide(key: string, spec: CanarySpec, state: CanaryState, now: number, verdict: Analysis, stableVerdict: Analysis, provider: 'sidecars' | 'prometheus', providerError?: string): void {
     const last: LastAnalysis = {
       ...verdict,
       at: new Date(now).toISOString(),
@@ -226,6 +272,8 @@ export class CanaryController {
       weight: state.weight,
       ...(spec.test ? { test: spec.test.mirror ? ('mirror' as const) : ('match' as const) } : {}),
       stable: { requests: stableVerdict.requests, successRate: stableVerdict.successRate, p99Ms: stableVerdict.p99Ms },
+      provider,
+      ...(providerError ? { providerError } : {}),
     };
     const next: CanaryState = { ...state, lastAnalysis: last, windowStart: now, updatedAt: last.at };
     const steps = spec.steps.length;
@@ -279,7 +327,10 @@ export class CanaryController {
       }
     }
     if (mirrorChanged) this.syncComparator();
-    if (next.phase !== before.phase || next.weight !== before.weight || next.step !== before.step || next.lastAnalysis?.result !== 'waiting') this.deps.log(`canary ${key}: ${next.message}`);
+    const newError = next.lastAnalysis?.providerError !== undefined && next.lastAnalysis.providerError !== before.lastAnalysis?.providerError;
+    if (next.phase !== before.phase || next.weight !== before.weight || next.step !== before.step || next.lastAnalysis?.result !== 'waiting' || newError) {
+      this.deps.log(`canary ${key}: ${next.message}`);
+    }
     this.persist(key, next);
   }
 
@@ -359,11 +410,12 @@ export class CanaryController {
       lastAnalysis: state.lastAnalysis,
       source: spec.source ? `${spec.source.file}:${spec.source.line}` : undefined,
       strategy: spec.strategy === 'ParallelRun' ? 'ParallelRun' : spec.test?.mode === 'BlueGreen' ? 'BlueGreen' : 'Canary',
-      ...(spec.strategy === 'ParallelRun' ? { parallelRun: this.deps.parallelRuns?.status(key) ?? null } : {}),
+      ...(spec.strategy === 'ParallelRun' ? { parallelRun: this.deps.parallelRuns?.status(key) ?? null } : { provider: providerOf(spec) }),
     };
   }
 
   close(): void {
+    this.closed = true;
     clearInterval(this.timer);
   }
 }
@@ -401,4 +453,13 @@ export interface CanaryView {
   strategy: 'Canary' | 'BlueGreen' | 'ParallelRun';
   /** ParallelRun: what the comparator found so far (null: no comparator, or not comparing). */
   parallelRun?: ParallelRunStatus | null;
+  /** Canary and BlueGreen: where the analysis gets its numbers. */
+  provider?: CanaryProviderView;
 }
+
+export type CanaryProviderView = { kind: 'sidecars' } | { kind: 'prometheus'; address: string; timeoutMs: number; successRateQuery?: string; latencyP99Query?: string };
+
+const providerOf = (spec: CanarySpec): CanaryProviderView => {
+  const p = spec.analysis.provider?.prometheus;
+  return p ? { kind: 'prometheus', ...p } : { kind: 'sidecars' };
+};

@@ -309,8 +309,24 @@ export interface CanarySpec {
     minRequests: number;
     /** Failed analyses (not necessarily in a row) that roll the canary back. */
     failureLimit: number;
+    /** Where the numbers come from. Absent: the metrics the sidecars stream to the
+     *  control plane. `prometheus`: queried from the user's Prometheus, which scrapes the
+     *  sidecars' admin `/stats/prometheus` (strategy Canary and BlueGreen only). */
+    provider?: { prometheus: PrometheusProvider };
   };
   source?: SourceRef;
+}
+
+export interface PrometheusProvider {
+  /** Base URL of the Prometheus HTTP API, http(s) only: `http://prometheus:9090`. */
+  address: string;
+  /** Bound on each query (the HTTP request and Prometheus' own evaluation). */
+  timeoutMs: number;
+  /** PromQL templates replacing the built-in success rate (percent, 0-100) and p99 (ms)
+   *  queries; `{{backend}}`, `{{namespace}}` and `{{interval}}` (the window, `30000ms`) are
+   *  filled in for the canary and for stable. Requests and 5xx stay the built-in queries. */
+  successRateQuery?: string;
+  latencyP99Query?: string;
 }
 
 export interface CanaryTest {
