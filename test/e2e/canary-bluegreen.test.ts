@@ -10,7 +10,7 @@ import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { startHttpService, type DemoBehaviour } from '../../examples/demo/http-service.ts';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
-import { envoyTest, requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, reviewsCanary, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { steadyLoad } from '../support/sidecar.ts';
 
@@ -25,18 +25,11 @@ spec:
 `;
 
 function canaryYaml(mode: string, o: { interval: string; iterations: number; analysis: string }) {
-  return `apiVersion: tessera.dev/v1alpha1
-kind: Canary
-metadata: {name: reviews}
-spec:
-  targetRef: {group: "", kind: Service, name: reviews}
-  stable: {name: reviews-v1}
-  canary: {name: reviews-v2}
-${mode}
+  return reviewsCanary(`${mode}
   iterations: ${o.iterations}
   interval: ${o.interval}
   analysis: ${o.analysis}
-`;
+`);
 }
 
 /** The Host header of every request a demo server received, in order. */

@@ -6,23 +6,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { envoyTest, repoRoot, requireEnvoy, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
+import { envoyTest, repoRoot, requireEnvoy, reviewsCanary, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
 import { waitFor } from '../support/processes.ts';
 
 const run = promisify(execFile);
 
-const CANARY = `apiVersion: tessera.dev/v1alpha1
-kind: Canary
-metadata: {name: reviews}
-spec:
-  targetRef: {group: "", kind: Service, name: reviews}
-  stable: {name: reviews-v1}
-  canary: {name: reviews-v2}
-  strategy: Canary
+const CANARY = reviewsCanary(`  strategy: Canary
   steps: [5, 25, 50, 100]
   interval: 10m
   analysis: {successRate: {min: 99}, latencyP99: {max: 500ms}, minRequests: 20, failureLimit: 2}
-`;
+`);
 
 interface WeightedRoute {
   match: { headers?: unknown[] };

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
 import { startHttpService, type DemoBehaviour } from '../../examples/demo/http-service.ts';
-import { requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
+import { requireEnvoy, reviewsCanary, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, tesseraBin, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { prometheusEnvoyTest, requirePrometheus, startPrometheus } from '../support/prometheus.ts';
 import { steadyLoad } from '../support/sidecar.ts';
@@ -22,14 +22,7 @@ spec:
 `;
 
 function canaryYaml(prometheus: string, analysis: string, queries = '') {
-  return `apiVersion: tessera.dev/v1alpha1
-kind: Canary
-metadata: {name: reviews}
-spec:
-  targetRef: {group: "", kind: Service, name: reviews}
-  stable: {name: reviews-v1}
-  canary: {name: reviews-v2}
-  strategy: Canary
+  return reviewsCanary(`  strategy: Canary
   steps: [50, 100]
   interval: 4s
   analysis:
@@ -38,7 +31,7 @@ spec:
       prometheus:
         address: "${prometheus}"
         timeout: 2s
-${queries}`;
+${queries}`);
 }
 
 /** Prometheus first (it scrapes the sidecar's admin port, picked up front), then the

@@ -7,7 +7,7 @@ import type { ExecutionContext } from 'ava';
 import { request } from 'undici';
 import { startHttpService, type DemoBehaviour } from '../../examples/demo/http-service.ts';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
-import { envoyTest, requireEnvoy, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
+import { envoyTest, requireEnvoy, reviewsCanary, serviceWithInstance, startControlPlaneProcess, startEnvoy, tally, tempDir, type ControlPlaneProcess } from '../support/mesh.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { steadyLoad } from '../support/sidecar.ts';
 
@@ -19,18 +19,11 @@ spec:
 `;
 
 function canaryYaml(o: { interval: string; analysis: string; steps?: string }) {
-  return `apiVersion: tessera.dev/v1alpha1
-kind: Canary
-metadata: {name: reviews}
-spec:
-  targetRef: {group: "", kind: Service, name: reviews}
-  stable: {name: reviews-v1}
-  canary: {name: reviews-v2}
-  strategy: Canary
+  return reviewsCanary(`  strategy: Canary
   steps: ${o.steps ?? '[5, 25, 50, 100]'}
   interval: ${o.interval}
   analysis: ${o.analysis}
-`;
+`);
 }
 
 async function mesh(t: ExecutionContext, opts: { canary: string; v2?: DemoBehaviour; store?: string }) {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import type { ExecutionContext } from 'ava';
 import { Agent, request } from 'undici';
 import type { CanaryView } from '../../control-plane/delivery/canary.ts';
-import { envoyHosts, envoyTest, requireEnvoy, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
+import { envoyHosts, envoyTest, requireEnvoy, reviewsCanary, startControlPlaneProcess, startEnvoy, tempDir, tesseraBin } from '../support/mesh.ts';
 import { makeCa, makeServerCert } from '../support/certs.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar } from '../support/sidecar.ts';
@@ -54,16 +54,9 @@ const service = (name: string, ports: number[]) =>
     ),
   ].join('---\n');
 
-const parallelRun = (analysis: string) => `apiVersion: tessera.dev/v1alpha1
-kind: Canary
-metadata: {name: reviews}
-spec:
-  targetRef: {group: "", kind: Service, name: reviews}
-  stable: {name: reviews-v1}
-  canary: {name: reviews-v2}
-  strategy: ParallelRun
+const parallelRun = (analysis: string) => reviewsCanary(`  strategy: ParallelRun
   interval: 1s
-${analysis}`;
+${analysis}`);
 
 async function mesh(t: ExecutionContext, canary: string) {
   const stable = [await app(t, 'reviews-v1'), await app(t, 'reviews-v1')];

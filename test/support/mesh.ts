@@ -206,6 +206,19 @@ export async function tally(
 
 // ---- config documents ----
 
+/** A Canary `reviews` of the Service `reviews`, from `reviews-v1` to `reviews-v2`; `spec`
+ *  is the rest of its spec, each line indented by two spaces. */
+export function reviewsCanary(spec: string): string {
+  return `apiVersion: tessera.dev/v1alpha1
+kind: Canary
+metadata: {name: reviews}
+spec:
+  targetRef: {group: "", kind: Service, name: reviews}
+  stable: {name: reviews-v1}
+  canary: {name: reviews-v2}
+${spec}`;
+}
+
 /** A Service with one port and an EndpointSlice putting one instance on 127.0.0.1. */
 export function serviceWithInstance(name: string, opts: { port: number; targetPort: number; appProtocol?: 'http' | 'grpc' }): string {
   const protocol = opts.appProtocol ?? 'http';
