@@ -50,9 +50,40 @@ export function sotwBody(version: string, typeUrl: string, resources: readonly C
 }
 
 export function withNonce(body: Buffer, nonce: string, field = SOTW_NONCE): EncodedResponse {
-  const w = protobuf.Writer.create();
-  w.uint32(tag(field)).string(nonce);
-  return new EncodedResponse(Buffer.concat([body, w.finish()]));
+  const out = Buffer.allocUnsafe(body.length + stringFieldSize(nonce));
+  body.copy(out, 0);
+  writeStringField(out, body.length, field, nonce);
+  return new EncodedResponse(out);
+}
+
+// A response per stream and push is the hot path: the small fields around the
+// pre-encoded parts are written straight into one buffer, not through a Writer.
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n >>>= 7;
+    size++;
+  }
+  return size;
+}
+
+/** Bytes of a length-delimited string field (tag, length, UTF-8). */
+function stringFieldSize(value: string): number {
+  const length = Buffer.byteLength(value);
+  return 1 + varintSize(length) + length;
+}
+
+/** Writes a string field at `offset` (field numbers < 16: one tag byte); returns the end. */
+function writeStringField(out: Buffer, offset: number, field: number, value: string): number {
+  out[offset++] = tag(field);
+  let length = Buffer.byteLength(value);
+  while (length >= 0x80) {
+    out[offset++] = (length & 0x7f) | 0x80;
+    length >>>= 7;
+  }
+  out[offset++] = length;
+  return offset + out.write(value, offset);
 }
 
 const deltaResources = new WeakMap<CachedResource, Buffer>();
@@ -80,11 +111,19 @@ export function deltaResponse(
   removed: readonly string[],
   nonce: string,
 ): EncodedResponse {
-  const head = protobuf.Writer.create();
-  head.uint32(tag(DELTA_SYSTEM_VERSION_INFO)).string(systemVersion);
-  const tail = protobuf.Writer.create();
-  tail.uint32(tag(DELTA_TYPE_URL)).string(typeUrl);
-  tail.uint32(tag(DELTA_NONCE)).string(nonce);
-  for (const name of removed) tail.uint32(tag(DELTA_REMOVED_RESOURCES)).string(name);
-  return new EncodedResponse(Buffer.concat([head.finish(), ...resources.map(deltaResourceField), tail.finish()]));
+  let size = stringFieldSize(systemVersion) + stringFieldSize(typeUrl) + stringFieldSize(nonce);
+  const fields: Buffer[] = [];
+  for (const r of resources) {
+    const field = deltaResourceField(r);
+    fields.push(field);
+    size += field.length;
+  }
+  for (const name of removed) size += stringFieldSize(name);
+  const out = Buffer.allocUnsafe(size);
+  let offset = writeStringField(out, 0, DELTA_SYSTEM_VERSION_INFO, systemVersion);
+  for (const field of fields) offset += field.copy(out, offset);
+  offset = writeStringField(out, offset, DELTA_TYPE_URL, typeUrl);
+  offset = writeStringField(out, offset, DELTA_NONCE, nonce);
+  for (const name of removed) offset = writeStringField(out, offset, DELTA_REMOVED_RESOURCES, name);
+  return new EncodedResponse(out);
 }
