@@ -4,7 +4,7 @@ import { hash, selectionKey, type Selection, type TypeSnapshot } from '../cache/
 import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
 import type { DiscoveryRequest } from './types.ts';
-import { sotwBody, withNonce } from './wire.ts';
+import { type EncodedResponse, sotwBody, withNonce } from './wire.ts';
 
 interface SotwSubscription {
   wildcard: boolean;
@@ -16,6 +16,8 @@ interface SotwSubscription {
   latestNonce?: string;
   /** The type snapshot the last response was worked out from. */
   seen?: TypeSnapshot;
+  /** The names of the last request that was applied, as sent. */
+  requested?: readonly string[];
 }
 
 export class SotwStream extends XdsStream {
@@ -68,11 +70,13 @@ export class SotwStream extends XdsStream {
     sub.seen = ts;
     const selection = ts.select(sub.key, sub.wildcard, sub.names);
     if (selection.version === sub.sentVersion && !force) return;
-    const { body, names, bytes } = encoded(selection, typeUrl);
-    const nonce = this.nonces.next({ version: selection.version, sentAt: Date.now(), resourceNames: names });
+    const e = encoded(selection, typeUrl);
+    const { names, bytes } = e;
+    const sentAt = Date.now();
+    const nonce = this.nonces.next({ version: selection.version, sentAt, resourceNames: names });
     sub.sentVersion = selection.version;
     sub.latestNonce = nonce;
-    this.send(withNonce(body, nonce), typeUrl, nonce, selection.version);
+    this.send(responseOf(e, nonce), typeUrl, nonce, selection.version, sentAt);
     this.deps.callbacks.onPush?.(this.info!, { typeUrl, version: selection.version, nonce, resourceNames: names, removedNames: [], bytes });
   }
 }
@@ -84,22 +88,49 @@ export function sotwHeld(sub: { seen?: TypeSnapshot; key: string; wildcard: bool
   return sub.seen.select(sub.key, sub.wildcard, sub.names).resources.map((r) => ({ name: r.name, version: r.version, resource: r }));
 }
 
+interface EncodedSelection {
+  body: Buffer;
+  names: string[];
+  bytes: number;
+  /** Whole responses by nonce: streams that connected alike count their pushes
+   *  alike, so most of them send the same nonce and can share one buffer. */
+  byNonce: Map<string, EncodedResponse>;
+}
+
 /** The response body of a selection, encoded once for every stream that gets it. */
-function encoded(selection: Selection, typeUrl: string): { body: Buffer; names: string[]; bytes: number } {
-  let e = selection.derived.get('sotw') as ReturnType<typeof encoded> | undefined;
+function encoded(selection: Selection, typeUrl: string): EncodedSelection {
+  let e = selection.derived.get('sotw') as EncodedSelection | undefined;
   if (!e) {
     e = {
       body: sotwBody(selection.version, typeUrl, selection.resources),
       names: selection.resources.map((r) => r.name),
       bytes: selection.resources.reduce((n, r) => n + r.any.value.length, 0),
+      byNonce: new Map(),
     };
     selection.derived.set('sotw', e);
   }
   return e;
 }
 
+/** At most this many whole responses are kept per selection. */
+const RESPONSES_PER_SELECTION = 4;
+
+function responseOf(e: EncodedSelection, nonce: string): EncodedResponse {
+  let response = e.byNonce.get(nonce);
+  if (!response) {
+    response = withNonce(e.body, nonce);
+    if (e.byNonce.size >= RESPONSES_PER_SELECTION) e.byNonce.delete(e.byNonce.keys().next().value!);
+    e.byNonce.set(nonce, response);
+  }
+  return response;
+}
+
 /** Applies the names of a SotW request; returns whether the subscription changed. */
 function updateSubscription(sub: SotwSubscription, typeUrl: string, names: string[], isNew: boolean): boolean {
+  // Every ACK repeats the names (Envoy: every EDS name of its clusters), mostly in the
+  // same order: the same list as last time changes nothing, and needs no set built.
+  if (!isNew && sub.requested && sameList(sub.requested, names)) return false;
+  sub.requested = names;
   const explicitWildcard = names.includes('*');
   // Legacy wildcard: a first LDS/CDS request with no names, kept while requests stay empty.
   const wildcard = explicitWildcard || (isWildcardCapable(typeUrl) && names.length === 0 && (isNew || sub.wildcard));
@@ -109,5 +140,11 @@ function updateSubscription(sub: SotwSubscription, typeUrl: string, names: strin
   sub.wildcard = wildcard;
   sub.names = next;
   sub.key = hash(selectionKey(wildcard, next));
+  return true;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
