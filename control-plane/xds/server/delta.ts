@@ -1,7 +1,7 @@
 // Incremental (delta) ADS: only changed resources are sent, each with its own
 // version, and deletions are named in removed_resources.
 import { hash, selectionKey, type CachedResource, type TypeSnapshot } from '../cache/snapshot.ts';
-import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { isWildcardCapable, resourceTypeUrl } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
 import type { DeltaDiscoveryRequest } from './types.ts';
 import { deltaResponse } from './wire.ts';
@@ -28,9 +28,9 @@ export class DeltaStream extends XdsStream {
 
   onRequest(request: DeltaDiscoveryRequest): void {
     if (!this.ensureNode(request.node)) return;
-    const typeUrl = request.type_url ?? '';
-    if (!isResourceTypeUrl(typeUrl)) {
-      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(typeUrl)}`);
+    const typeUrl = resourceTypeUrl(request.type_url ?? '');
+    if (!typeUrl) {
+      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(request.type_url ?? '')}`);
       return;
     }
     this.reportAnswer(typeUrl, request.response_nonce || undefined, request.error_detail ?? undefined);

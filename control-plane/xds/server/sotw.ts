@@ -1,7 +1,7 @@
 // State-of-the-world ADS: every response carries the full set of the subscribed
 // resources of one type, versioned by content.
 import { hash, selectionKey, type Selection, type TypeSnapshot } from '../cache/snapshot.ts';
-import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { isWildcardCapable, resourceTypeUrl } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
 import type { DiscoveryRequest } from './types.ts';
 import { type EncodedResponse, sotwBody, withNonce } from './wire.ts';
@@ -29,9 +29,9 @@ export class SotwStream extends XdsStream {
 
   onRequest(request: DiscoveryRequest): void {
     if (!this.ensureNode(request.node)) return;
-    const typeUrl = request.type_url ?? '';
-    if (!isResourceTypeUrl(typeUrl)) {
-      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(typeUrl)}`);
+    const typeUrl = resourceTypeUrl(request.type_url ?? '');
+    if (!typeUrl) {
+      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(request.type_url ?? '')}`);
       return;
     }
     const nonce = request.response_nonce || undefined;
