@@ -16,8 +16,10 @@ interface SotwSubscription {
   latestNonce?: string;
   /** The type snapshot the last response was worked out from. */
   seen?: TypeSnapshot;
-  /** The names of the last request that was applied, as sent. */
+  /** The names of the last request that was applied, as sent, and their encoded
+   *  bytes when the request was read by wire.ts. */
   requested?: readonly string[];
+  requestedBytes?: Buffer;
 }
 
 export class SotwStream extends XdsStream {
@@ -41,7 +43,6 @@ export class SotwStream extends XdsStream {
     // A request answering an older nonce is stale: a newer response is on its way.
     if (sub && nonce && sub.latestNonce && nonce !== sub.latestNonce) return;
 
-    const names = request.resource_names ?? [];
     const isNew = !sub;
     if (!sub) {
       sub = { wildcard: false, names: new Set(), key: '' };
@@ -49,7 +50,7 @@ export class SotwStream extends XdsStream {
       // A client reconnecting with the version we would send already has it.
       if (request.version_info) sub.sentVersion = request.version_info;
     }
-    const changed = updateSubscription(sub, typeUrl, names, isNew);
+    const changed = updateSubscription(sub, typeUrl, request, isNew);
     const resumed = isNew && Boolean(request.version_info);
     // The client waits for an answer about names it just asked for, even at an
     // unchanged version.
@@ -126,9 +127,14 @@ function responseOf(e: EncodedSelection, nonce: string): EncodedResponse {
 }
 
 /** Applies the names of a SotW request; returns whether the subscription changed. */
-function updateSubscription(sub: SotwSubscription, typeUrl: string, names: string[], isNew: boolean): boolean {
+function updateSubscription(sub: SotwSubscription, typeUrl: string, request: DiscoveryRequest, isNew: boolean): boolean {
   // Every ACK repeats the names (Envoy: every EDS name of its clusters), mostly in the
-  // same order: the same list as last time changes nothing, and needs no set built.
+  // same order: the same list as last time changes nothing, and needs no set built
+  // (nor, when the bytes are at hand, the names decoded).
+  const bytes = request.resourceNamesBytes;
+  if (!isNew && bytes && sub.requestedBytes?.equals(bytes)) return false;
+  const names = request.resource_names ?? [];
+  sub.requestedBytes = bytes;
   if (!isNew && sub.requested && sameList(sub.requested, names)) return false;
   sub.requested = names;
   const explicitWildcard = names.includes('*');
