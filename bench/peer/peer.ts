@@ -233,7 +233,7 @@ export async function runPeer(outDir: string): Promise<void> {
       clientsPerProcess: CLIENTS_PER_PROCESS,
       settleMsAfterConvergence: SETTLE_MS,
       figures: 'medians over the changes; convergence = trigger -> client ACKed the EDS response holding the new endpoint (client wall clock); CPU = server utime+stime from trigger to convergence + settle; bytes = resource bytes all clients received',
-      paths: { http: 'go-control-plane: HTTP trigger sets a new snapshot', registry: 'Tessera: PUT /api/v1/services/svc-0/instances/ID on the admin API', file: 'Tessera: the EndpointSlice file rewritten (includes the config watcher debounce of 100 ms)' },
+      paths: { http: 'go-control-plane: HTTP trigger sets a new snapshot', registry: 'Tessera: PUT /api/v1/services/svc-0/instances/ID on the admin API', file: 'Tessera: the EndpointSlice file rewritten (includes the config watcher debounce of 50 ms, settle time of 200 ms and reload)' },
     },
   };
   const runs: any[] = [];

@@ -102,16 +102,20 @@ function withIsoTimes(p: ProxyStatus): ProxyStatus {
   return { ...p, types };
 }
 
-/** Several callback sets as one. */
+/** Several callback sets as one. Pushes and ACKs come once per stream and change,
+ *  so each combined callback calls its handlers directly (no rest arguments). */
 export function combineCallbacks(...sets: XdsCallbacks[]): XdsCallbacks {
   const keys = ['onStreamOpen', 'onStreamClose', 'onPush', 'onAck', 'onNack', 'onProtocolError'] as const;
   const out: XdsCallbacks = {};
   for (const key of keys) {
-    const fns = sets.map((s) => s[key]).filter(Boolean) as ((...a: unknown[]) => void)[];
+    const fns = sets.map((s) => s[key]).filter(Boolean) as ((a: unknown, b: unknown) => void)[];
     if (fns.length === 0) continue;
-    (out as Record<string, (...a: unknown[]) => void>)[key] = (...args: unknown[]) => {
-      for (const f of fns) f(...args);
-    };
+    (out as Record<string, (a: unknown, b: unknown) => void>)[key] =
+      fns.length === 1
+        ? fns[0]
+        : (a: unknown, b: unknown) => {
+            for (let i = 0; i < fns.length; i++) fns[i](a, b);
+          };
   }
   return out;
 }

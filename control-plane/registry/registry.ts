@@ -43,6 +43,10 @@ export async function resolveAddress(name: string): Promise<string[]> {
 
 const key = (service: string, id: string) => `${service}/${id}`;
 
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
 export class Registry extends EventEmitter<{ change: [] }> {
   private readonly records = new Map<string, StoredInstance>();
   private readonly checkers = new Map<string, HealthChecker>();
@@ -51,6 +55,8 @@ export class Registry extends EventEmitter<{ change: [] }> {
   /** Addresses of instances registered by DNS name. */
   private readonly resolved = new Map<string, { name: string; addresses: string[]; error?: string }>();
   private refreshTimer?: NodeJS.Timeout;
+  /** What endpoints() last made of each instance (see there). */
+  private readonly endpointMemo = new Map<string, { record: StoredInstance; health: InstanceView['health']; addresses: string[]; endpoints: Endpoint[] }>();
 
   constructor(
     private readonly store: RegistryStore = new MemoryStore(),
@@ -169,6 +175,7 @@ export class Registry extends EventEmitter<{ change: [] }> {
   private onDelete(service: string, id: string): void {
     const k = key(service, id);
     if (!this.records.delete(k)) return;
+    this.endpointMemo.delete(k);
     this.checkers.get(k)?.stop();
     this.checkers.delete(k);
     this.shared.delete(k);
@@ -220,22 +227,34 @@ export class Registry extends EventEmitter<{ change: [] }> {
   }
 
   /** Every registered instance as model endpoints (namespace default), healthy or not;
-   *  always IP addresses (a name not resolved yet has none). */
+   *  always IP addresses (a name not resolved yet has none). An instance whose record,
+   *  health and addresses are unchanged gets the same objects as last time: the
+   *  reconciler tells unchanged services by identity, so a registration costs its own
+   *  service, not a JSON fingerprint of every registered one. */
   endpoints(): Endpoint[] {
-    return [...this.records.values()].flatMap((r) => {
+    const out: Endpoint[] = [];
+    for (const [k, r] of this.records) {
       const addresses = this.addresses(r);
-      return addresses.map((address) => ({
-        id: addresses.length === 1 ? r.id : `${r.id}@${address}`,
-        service: r.service,
-        namespace: 'default',
-        address,
-        port: r.spec.port,
-        labels: r.spec.labels,
-        zone: r.spec.zone,
-        health: this.health(r),
-        source: 'registry' as const,
-      }));
-    });
+      const health = this.health(r);
+      let memo = this.endpointMemo.get(k);
+      if (!memo || memo.record !== r || memo.health !== health || !sameList(memo.addresses, addresses)) {
+        const endpoints = addresses.map((address) => ({
+          id: addresses.length === 1 ? r.id : `${r.id}@${address}`,
+          service: r.service,
+          namespace: 'default',
+          address,
+          port: r.spec.port,
+          labels: r.spec.labels,
+          zone: r.spec.zone,
+          health,
+          source: 'registry' as const,
+        }));
+        memo = { record: r, health, addresses, endpoints };
+        this.endpointMemo.set(k, memo);
+      }
+      for (const e of memo.endpoints) out.push(e);
+    }
+    return out;
   }
 
   view(service: string): InstanceView[] {

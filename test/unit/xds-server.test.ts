@@ -113,6 +113,44 @@ test('a request with a stale nonce is ignored', async (t) => {
   t.true(await s.quiet(2, 300), 'an ACK of the current version gets no response');
 });
 
+test('SotW EDS names: the same list again changes nothing; a list with a name dropped or added (duplicates, any order) is answered', async (t) => {
+  const { cache, client } = await setup(t);
+  cache.setSnapshot('g', snapshot({ a: 1001, b: 1002, c: 1003 }));
+  const s = client.sotw();
+  const names = (r: { resources: unknown[] }) => r.resources.map((any) => decodeAny(any as never).cluster_name);
+  s.send({ node, type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['a', 'b'] });
+  const first = await s.nth(1);
+  t.deepEqual(names(first), ['a', 'b']);
+  const ack = (r: { nonce: string; version_info: string }, resource_names: string[]) =>
+    s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names, response_nonce: r.nonce, version_info: r.version_info });
+  ack(first, ['a', 'b']);
+  ack(first, ['b', 'a', 'a']);
+  t.true(await s.quiet(1, 300), 'the same names, repeated or reordered, get no response');
+  // Same length as the last list but one name short: a set, not a count.
+  ack(first, ['a', 'a']);
+  const second = await s.nth(2);
+  t.deepEqual(names(second), ['a']);
+  ack(second, ['a', 'c']);
+  t.deepEqual(names(await s.nth(3)), ['a', 'c']);
+});
+
+test('streams in step share a response buffer, yet each is sent its own nonce', async (t) => {
+  const { cache, client } = await setup(t);
+  cache.setSnapshot('g', snapshot({ a: 1001 }));
+  const streams = [client.sotw(), client.sotw(), client.sotw()];
+  for (const s of streams) s.send({ node, type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['a'] });
+  const firsts = await Promise.all(streams.map((s) => s.nth(1)));
+  for (const [i, s] of streams.entries()) s.send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['a'], response_nonce: firsts[i].nonce, version_info: firsts[i].version_info });
+  // One stream pushes once more, so its nonces run ahead of the others'.
+  streams[0].send({ type_url: TypeUrl.ClusterLoadAssignment, resource_names: ['a', 'zz'], response_nonce: firsts[0].nonce, version_info: firsts[0].version_info });
+  await streams[0].nth(2);
+  cache.setSnapshot('g', snapshot({ a: 1002 }));
+  const [ahead, ...inStep] = await Promise.all([streams[0].nth(3), streams[1].nth(2), streams[2].nth(2)]);
+  t.not(ahead.nonce, inStep[0].nonce);
+  t.is(inStep[0].nonce, inStep[1].nonce, 'per-stream nonces, equal for streams in step');
+  for (const r of [ahead, ...inStep]) t.is(r.version_info, inStep[0].version_info);
+});
+
 test('a reconnecting client that already holds the current version is not sent it again', async (t) => {
   const { cache, client } = await setup(t);
   cache.setSnapshot('g', snapshot({ a: 1001 }));

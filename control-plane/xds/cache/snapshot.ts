@@ -83,6 +83,9 @@ export class TypeSnapshot {
   /** Process-unique, for keys that combine several type snapshots. */
   readonly id = ++nextTypeSnapshotId;
   private readonly selections = new Map<string, Selection>();
+  /** The last changedSince answer (streams mostly all hold the same predecessor); by
+   *  id, so it keeps no older snapshot alive. */
+  private sinceMemo?: { olderId: number; names: ReadonlySet<string> | undefined };
 
   private constructor(
     readonly typeUrl: string,
@@ -130,17 +133,25 @@ export class TypeSnapshot {
   }
 
   /** The names that may differ between `older` and this snapshot, when `older` is a
-   *  recent ancestor; undefined when it is not (compare everything then). */
-  changedSince(older: TypeSnapshot): Set<string> | undefined {
+   *  recent ancestor; undefined when it is not (compare everything then). Worked out
+   *  once per ancestor: every stream that held `older` asks the same. */
+  changedSince(older: TypeSnapshot): ReadonlySet<string> | undefined {
+    if (this.sinceMemo?.olderId === older.id) return this.sinceMemo.names;
     const names = new Set<string>();
+    let found = false;
     let at: TypeSnapshot | undefined = this;
     for (let step = 0; at && step <= HISTORY; step++) {
-      if (at === older) return names;
-      if (!at.changed || !at.previous) return undefined;
+      if (at === older) {
+        found = true;
+        break;
+      }
+      if (!at.changed || !at.previous) break;
       for (const name of at.changed) names.add(name);
       at = at.previous;
     }
-    return undefined;
+    const result = found ? names : undefined;
+    this.sinceMemo = { olderId: older.id, names: result };
+    return result;
   }
 
   /** The resources a subscription gets: everything for a wildcard, else the named

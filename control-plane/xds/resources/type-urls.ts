@@ -40,6 +40,15 @@ export function isResourceTypeUrl(typeUrl: string): typeUrl is ResourceTypeUrl {
   return (ADS_ORDER as readonly string[]).includes(typeUrl);
 }
 
+const CANONICAL = new Map<string, ResourceTypeUrl>(ADS_ORDER.map((t) => [t, t]));
+
+/** The type URL as our own constant (undefined when it is not a resource type): a
+ *  request's type_url is a fresh string, and every map and object lookup with it
+ *  would hash and compare it again. */
+export function resourceTypeUrl(typeUrl: string): ResourceTypeUrl | undefined {
+  return CANONICAL.get(typeUrl);
+}
+
 export function messageName(typeUrl: string): string {
   return typeUrl.startsWith(TYPE_PREFIX) ? typeUrl.slice(TYPE_PREFIX.length) : typeUrl;
 }

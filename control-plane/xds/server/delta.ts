@@ -1,7 +1,7 @@
 // Incremental (delta) ADS: only changed resources are sent, each with its own
 // version, and deletions are named in removed_resources.
 import { hash, selectionKey, type CachedResource, type TypeSnapshot } from '../cache/snapshot.ts';
-import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { isWildcardCapable, resourceTypeUrl } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
 import type { DeltaDiscoveryRequest } from './types.ts';
 import { deltaResponse } from './wire.ts';
@@ -28,9 +28,9 @@ export class DeltaStream extends XdsStream {
 
   onRequest(request: DeltaDiscoveryRequest): void {
     if (!this.ensureNode(request.node)) return;
-    const typeUrl = request.type_url ?? '';
-    if (!isResourceTypeUrl(typeUrl)) {
-      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(typeUrl)}`);
+    const typeUrl = resourceTypeUrl(request.type_url ?? '');
+    if (!typeUrl) {
+      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(request.type_url ?? '')}`);
       return;
     }
     this.reportAnswer(typeUrl, request.response_nonce || undefined, request.error_detail ?? undefined);
@@ -86,37 +86,41 @@ export class DeltaStream extends XdsStream {
     const ts = this.snapshot.get(typeUrl);
     if (ts === sub.seen) return;
     const all = ts.resources;
-    const wanted = (name: string) => sub.wildcard || sub.names.has(name);
     // Since the last look, only the names the snapshot says changed can differ.
     const candidates: Iterable<string> = (sub.seen && ts.changedSince(sub.seen)) ?? new Set([...all.keys(), ...sub.held.keys()]);
     sub.seen = ts;
     const changed: CachedResource[] = [];
     const removed: string[] = [];
+    // No closures here: this runs once per stream and change (and tsx's keepNames
+    // would wrap a named one in a defineProperty call each time).
     for (const name of candidates) {
       const r = all.get(name);
-      if (r && wanted(name)) {
+      if (r && (sub.wildcard || sub.names.has(name))) {
         if (sub.held.get(name) !== r.version) changed.push(r);
       } else if (sub.held.has(name)) removed.push(name);
     }
     // The first answer is owed even when empty: the client waits for it to finish warming.
     if (changed.length === 0 && removed.length === 0 && sub.answeredOnce) return;
     sub.answeredOnce = true;
-    changed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    removed.sort();
-    for (const r of changed) sub.held.set(r.name, r.version);
+    if (changed.length > 1) changed.sort(byName);
+    if (removed.length > 1) removed.sort();
+    const resourceNames: string[] = [];
+    let bytes = 0;
+    for (const r of changed) {
+      sub.held.set(r.name, r.version);
+      resourceNames.push(r.name);
+      bytes += r.any.value.length;
+    }
     for (const name of removed) sub.held.delete(name);
 
     const version = ts.select(sub.key, sub.wildcard, sub.names).version;
-    const resourceNames = changed.map((r) => r.name);
-    const nonce = this.nonces.next({ version, sentAt: Date.now(), resourceNames });
-    this.send(deltaResponse(version, typeUrl, changed, removed, nonce), typeUrl, nonce, version);
-    this.deps.callbacks.onPush?.(this.info!, {
-      typeUrl,
-      version,
-      nonce,
-      resourceNames,
-      removedNames: removed,
-      bytes: changed.reduce((n, r) => n + r.any.value.length, 0),
-    });
+    const sentAt = Date.now();
+    const nonce = this.nonces.next({ version, sentAt, resourceNames });
+    this.send(deltaResponse(version, typeUrl, changed, removed, nonce), typeUrl, nonce, version, sentAt);
+    this.deps.callbacks.onPush?.(this.info!, { typeUrl, version, nonce, resourceNames, removedNames: removed, bytes });
   }
+}
+
+function byName(a: CachedResource, b: CachedResource): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

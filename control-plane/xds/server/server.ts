@@ -8,7 +8,7 @@ import { DeltaStream } from './delta.ts';
 import { SotwStream } from './sotw.ts';
 import type { StreamStatus, StreamTransport, XdsStream } from './stream.ts';
 import type { DeltaDiscoveryRequest, DiscoveryRequest, NodeGrouper, XdsCallbacks } from './types.ts';
-import { EncodedResponse } from './wire.ts';
+import { decodeSotwRequest, EncodedResponse } from './wire.ts';
 
 export interface XdsServerOptions {
   cache: ResourceCache;
@@ -105,13 +105,19 @@ export class XdsServer {
 }
 
 /** Responses are encoded by the streams themselves (xds/server/wire.ts), so the
- *  service's serializer passes their bytes through. */
+ *  service's serializer passes their bytes through; SotW requests are read by
+ *  wire.ts's decoder, which falls back to proto-loader's. */
 function passEncodedResponses(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
-  const passThrough = (method: grpc.MethodDefinition<unknown, unknown>) => {
+  const passThrough = (name: string, method: grpc.MethodDefinition<unknown, unknown>) => {
     const serialize = method.responseSerialize;
-    return { ...method, responseSerialize: (m: unknown) => (m instanceof EncodedResponse ? m.bytes : serialize(m)) };
+    const deserialize = method.requestDeserialize as (bytes: Buffer) => DiscoveryRequest;
+    return {
+      ...method,
+      responseSerialize: (m: unknown) => (m instanceof EncodedResponse ? m.bytes : serialize(m)),
+      ...(name === 'StreamAggregatedResources' ? { requestDeserialize: (bytes: Buffer) => decodeSotwRequest(bytes, deserialize) } : {}),
+    };
   };
-  return Object.fromEntries(Object.entries(service).map(([name, method]) => [name, passThrough(method)]));
+  return Object.fromEntries(Object.entries(service).map(([name, method]) => [name, passThrough(name, method)]));
 }
 
 function transportOf<Req>(call: grpc.ServerDuplexStream<Req, EncodedResponse>): StreamTransport {

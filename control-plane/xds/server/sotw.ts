@@ -1,10 +1,10 @@
 // State-of-the-world ADS: every response carries the full set of the subscribed
 // resources of one type, versioned by content.
 import { hash, selectionKey, type Selection, type TypeSnapshot } from '../cache/snapshot.ts';
-import { isResourceTypeUrl, isWildcardCapable } from '../resources/type-urls.ts';
+import { isWildcardCapable, resourceTypeUrl } from '../resources/type-urls.ts';
 import { XdsStream, type StreamDeps, type StreamTransport } from './stream.ts';
 import type { DiscoveryRequest } from './types.ts';
-import { sotwBody, withNonce } from './wire.ts';
+import { type EncodedResponse, sotwBody, withNonce } from './wire.ts';
 
 interface SotwSubscription {
   wildcard: boolean;
@@ -16,6 +16,10 @@ interface SotwSubscription {
   latestNonce?: string;
   /** The type snapshot the last response was worked out from. */
   seen?: TypeSnapshot;
+  /** The names of the last request that was applied, as sent, and their encoded
+   *  bytes when the request was read by wire.ts. */
+  requested?: readonly string[];
+  requestedBytes?: Buffer;
 }
 
 export class SotwStream extends XdsStream {
@@ -27,9 +31,9 @@ export class SotwStream extends XdsStream {
 
   onRequest(request: DiscoveryRequest): void {
     if (!this.ensureNode(request.node)) return;
-    const typeUrl = request.type_url ?? '';
-    if (!isResourceTypeUrl(typeUrl)) {
-      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(typeUrl)}`);
+    const typeUrl = resourceTypeUrl(request.type_url ?? '');
+    if (!typeUrl) {
+      this.deps.callbacks.onProtocolError?.(this.info, `unsupported type_url ${JSON.stringify(request.type_url ?? '')}`);
       return;
     }
     const nonce = request.response_nonce || undefined;
@@ -39,7 +43,6 @@ export class SotwStream extends XdsStream {
     // A request answering an older nonce is stale: a newer response is on its way.
     if (sub && nonce && sub.latestNonce && nonce !== sub.latestNonce) return;
 
-    const names = request.resource_names ?? [];
     const isNew = !sub;
     if (!sub) {
       sub = { wildcard: false, names: new Set(), key: '' };
@@ -47,7 +50,7 @@ export class SotwStream extends XdsStream {
       // A client reconnecting with the version we would send already has it.
       if (request.version_info) sub.sentVersion = request.version_info;
     }
-    const changed = updateSubscription(sub, typeUrl, names, isNew);
+    const changed = updateSubscription(sub, typeUrl, request, isNew);
     const resumed = isNew && Boolean(request.version_info);
     // The client waits for an answer about names it just asked for, even at an
     // unchanged version.
@@ -68,11 +71,13 @@ export class SotwStream extends XdsStream {
     sub.seen = ts;
     const selection = ts.select(sub.key, sub.wildcard, sub.names);
     if (selection.version === sub.sentVersion && !force) return;
-    const { body, names, bytes } = encoded(selection, typeUrl);
-    const nonce = this.nonces.next({ version: selection.version, sentAt: Date.now(), resourceNames: names });
+    const e = encoded(selection, typeUrl);
+    const { names, bytes } = e;
+    const sentAt = Date.now();
+    const nonce = this.nonces.next({ version: selection.version, sentAt, resourceNames: names });
     sub.sentVersion = selection.version;
     sub.latestNonce = nonce;
-    this.send(withNonce(body, nonce), typeUrl, nonce, selection.version);
+    this.send(responseOf(e, nonce), typeUrl, nonce, selection.version, sentAt);
     this.deps.callbacks.onPush?.(this.info!, { typeUrl, version: selection.version, nonce, resourceNames: names, removedNames: [], bytes });
   }
 }
@@ -84,22 +89,54 @@ export function sotwHeld(sub: { seen?: TypeSnapshot; key: string; wildcard: bool
   return sub.seen.select(sub.key, sub.wildcard, sub.names).resources.map((r) => ({ name: r.name, version: r.version, resource: r }));
 }
 
+interface EncodedSelection {
+  body: Buffer;
+  names: string[];
+  bytes: number;
+  /** Whole responses by nonce: streams that connected alike count their pushes
+   *  alike, so most of them send the same nonce and can share one buffer. */
+  byNonce: Map<string, EncodedResponse>;
+}
+
 /** The response body of a selection, encoded once for every stream that gets it. */
-function encoded(selection: Selection, typeUrl: string): { body: Buffer; names: string[]; bytes: number } {
-  let e = selection.derived.get('sotw') as ReturnType<typeof encoded> | undefined;
+function encoded(selection: Selection, typeUrl: string): EncodedSelection {
+  let e = selection.derived.get('sotw') as EncodedSelection | undefined;
   if (!e) {
     e = {
       body: sotwBody(selection.version, typeUrl, selection.resources),
       names: selection.resources.map((r) => r.name),
       bytes: selection.resources.reduce((n, r) => n + r.any.value.length, 0),
+      byNonce: new Map(),
     };
     selection.derived.set('sotw', e);
   }
   return e;
 }
 
+/** At most this many whole responses are kept per selection. */
+const RESPONSES_PER_SELECTION = 4;
+
+function responseOf(e: EncodedSelection, nonce: string): EncodedResponse {
+  let response = e.byNonce.get(nonce);
+  if (!response) {
+    response = withNonce(e.body, nonce);
+    if (e.byNonce.size >= RESPONSES_PER_SELECTION) e.byNonce.delete(e.byNonce.keys().next().value!);
+    e.byNonce.set(nonce, response);
+  }
+  return response;
+}
+
 /** Applies the names of a SotW request; returns whether the subscription changed. */
-function updateSubscription(sub: SotwSubscription, typeUrl: string, names: string[], isNew: boolean): boolean {
+function updateSubscription(sub: SotwSubscription, typeUrl: string, request: DiscoveryRequest, isNew: boolean): boolean {
+  // Every ACK repeats the names (Envoy: every EDS name of its clusters), mostly in the
+  // same order: the same list as last time changes nothing, and needs no set built
+  // (nor, when the bytes are at hand, the names decoded).
+  const bytes = request.resourceNamesBytes;
+  if (!isNew && bytes && sub.requestedBytes?.equals(bytes)) return false;
+  const names = request.resource_names ?? [];
+  sub.requestedBytes = bytes;
+  if (!isNew && sub.requested && sameList(sub.requested, names)) return false;
+  sub.requested = names;
   const explicitWildcard = names.includes('*');
   // Legacy wildcard: a first LDS/CDS request with no names, kept while requests stay empty.
   const wildcard = explicitWildcard || (isWildcardCapable(typeUrl) && names.length === 0 && (isNew || sub.wildcard));
@@ -109,5 +146,11 @@ function updateSubscription(sub: SotwSubscription, typeUrl: string, names: strin
   sub.wildcard = wildcard;
   sub.names = next;
   sub.key = hash(selectionKey(wildcard, next));
+  return true;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }

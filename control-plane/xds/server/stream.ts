@@ -59,7 +59,7 @@ export abstract class XdsStream {
   /** Types owed a response once the client reads again (true: even if unchanged). */
   private readonly owed = new Map<string, boolean>();
   /** The latest push per type and the client's answer to it. */
-  private readonly latest = new Map<string, { nonce: string; version: string; sentAt: Date; answer: TypeStatus['answer']; error?: string }>();
+  private readonly latest = new Map<string, { nonce: string; version: string; sentAtMs: number; answer: TypeStatus['answer']; error?: string }>();
 
   constructor(
     protected readonly transport: StreamTransport,
@@ -116,9 +116,17 @@ export abstract class XdsStream {
 
   protected abstract deliver(typeUrl: string, force: boolean): void;
 
-  protected send(message: EncodedResponse, typeUrl: string, nonce: string, version: string): void {
+  protected send(message: EncodedResponse, typeUrl: string, nonce: string, version: string, sentAtMs: number): void {
     if (this.closed) return;
-    this.latest.set(typeUrl, { nonce, version, sentAt: new Date(), answer: 'pending' });
+    // Reused per type: a push is the hot path, and CSDS reads only the latest.
+    const latest = this.latest.get(typeUrl);
+    if (latest) {
+      latest.nonce = nonce;
+      latest.version = version;
+      latest.sentAtMs = sentAtMs;
+      latest.answer = 'pending';
+      latest.error = undefined;
+    } else this.latest.set(typeUrl, { nonce, version, sentAtMs, answer: 'pending' });
     if (!this.transport.write(message) && !this.blocked) {
       this.blocked = true;
       const timeout = this.deps.stuckTimeoutMs ?? DEFAULT_STUCK_TIMEOUT_MS;
@@ -168,7 +176,7 @@ export abstract class XdsStream {
         resources: resources ?? [],
         version: latest?.version,
         nonce: latest?.nonce,
-        sentAt: latest?.sentAt,
+        sentAt: latest ? new Date(latest.sentAtMs) : undefined,
         answer: latest?.answer ?? 'none',
         error: latest?.error,
       });

@@ -24,6 +24,9 @@ export interface DiscoveryRequest {
   type_url?: string;
   response_nonce?: string;
   error_detail?: RpcStatus;
+  /** The encoded resource_names fields, when the server's own decoder read the
+   *  request (wire.ts): equal bytes are equal name lists. */
+  resourceNamesBytes?: Buffer;
 }
 
 export interface DiscoveryResponse {
