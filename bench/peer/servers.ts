@@ -63,6 +63,8 @@ export async function startGoPeer(binary: string, services: number, perService: 
 }
 
 export async function startTessera(services: number, perService: number): Promise<ServerUnderTest> {
+  // Made by the go peer's build too, but a run of Tessera alone (BENCH_PEER_CLIENTS=0) has none.
+  fs.mkdirSync(cacheDir, { recursive: true });
   const config = new MeshConfigDir(fs.mkdtempSync(path.join(cacheDir, 'tessera-config-')), services, perService);
   const p = await startServer('tessera', process.execPath, ['--import', 'tsx', path.join(here, 'tessera-server.ts'), config.dir]);
   const adminPort = p.ports.adminPort;
