@@ -601,54 +601,38 @@ export function registerParallelRunMetrics(registry: client.Registry, comparator
       if (s) fn(key, s);
     }
   };
-  new client.Gauge({
-    name: 'tessera_parallel_run_compared',
-    help: 'Mirrored requests compared (primary, secondary, candidate) per ParallelRun and route, since the run started',
-    labelNames: ['canary', 'route'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((canary, s) => {
-        for (const r of s.routes) this.set({ canary, route: r.route }, r.compared);
-      });
-    },
-  });
-  new client.Gauge({
-    name: 'tessera_parallel_run_mismatched',
-    help: 'Compared requests whose candidate answer differed from stable beyond noise, per ParallelRun and route',
-    labelNames: ['canary', 'route'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((canary, s) => {
-        for (const r of s.routes) this.set({ canary, route: r.route }, r.mismatched);
-      });
-    },
-  });
-  new client.Gauge({
-    name: 'tessera_parallel_run_mismatch_ratio',
-    help: 'Mismatched / compared over the whole ParallelRun',
-    labelNames: ['canary'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((canary, s) => {
-        if (s.mismatchPercent !== null) this.set({ canary }, s.mismatchPercent / 100);
-      });
-    },
-  });
-  new client.Gauge({
-    name: 'tessera_parallel_run_skipped',
-    help: 'Mirrored requests not compared because the ParallelRun does not allow their method (never forwarded)',
-    labelNames: ['canary', 'method'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      each((canary, s) => {
-        for (const [method, n] of Object.entries(s.skipped)) this.set({ canary, method }, n);
-      });
-    },
-  });
+  /** A gauge filled afresh from the comparator's reports at each scrape. */
+  const scrapedGauge = <L extends string>(name: string, help: string, labelNames: L[], fill: (set: (labels: Record<L, string>, value: number) => void) => void) =>
+    new client.Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        fill((labels, value) => this.set(labels, value));
+      },
+    });
+  scrapedGauge('tessera_parallel_run_compared', 'Mirrored requests compared (primary, secondary, candidate) per ParallelRun and route, since the run started', ['canary', 'route'], (set) =>
+    each((canary, s) => {
+      for (const r of s.routes) set({ canary, route: r.route }, r.compared);
+    }),
+  );
+  scrapedGauge('tessera_parallel_run_mismatched', 'Compared requests whose candidate answer differed from stable beyond noise, per ParallelRun and route', ['canary', 'route'], (set) =>
+    each((canary, s) => {
+      for (const r of s.routes) set({ canary, route: r.route }, r.mismatched);
+    }),
+  );
+  scrapedGauge('tessera_parallel_run_mismatch_ratio', 'Mismatched / compared over the whole ParallelRun', ['canary'], (set) =>
+    each((canary, s) => {
+      if (s.mismatchPercent !== null) set({ canary }, s.mismatchPercent / 100);
+    }),
+  );
+  scrapedGauge('tessera_parallel_run_skipped', 'Mirrored requests not compared because the ParallelRun does not allow their method (never forwarded)', ['canary', 'method'], (set) =>
+    each((canary, s) => {
+      for (const [method, n] of Object.entries(s.skipped)) set({ canary, method }, n);
+    }),
+  );
   new client.Counter({
     name: 'tessera_parallel_run_dropped_total',
     help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host, mtls_required, untrusted_client)',
