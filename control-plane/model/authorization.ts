@@ -51,13 +51,16 @@ export function authorize(policies: AuthorizationPolicy[], request: Authorizatio
 
 /** The path the inbound RBAC matches (`url_path` after Envoy's `normalize_path` and
  *  `merge_slashes`): no query or fragment, escapes of unreserved characters decoded
- *  (other escapes upper-cased), dot segments removed, runs of slashes merged. */
+ *  (other escapes upper-cased), backslashes as slashes, dot segments removed, runs of
+ *  slashes merged. */
 export function normalizePath(raw: string): string {
   let path = raw.split(/[?#]/, 1)[0] || '/';
   path = path.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => {
     const c = String.fromCharCode(Number.parseInt(hex, 16));
     return /[A-Za-z0-9\-._~]/.test(c) ? c : `%${hex.toUpperCase()}`;
   });
+  // Envoy's canonicalizer (Chromium's) treats a backslash as a slash.
+  path = path.replaceAll('\\', '/');
   if (!path.startsWith('/')) path = `/${path}`;
   // RFC 3986 5.2.4, on segments (an empty segment, from `//`, is kept until merged).
   const out: string[] = [];

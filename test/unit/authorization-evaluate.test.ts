@@ -40,6 +40,7 @@ const cases: Case[] = [
   ['DENY /admin*: /ok/admin is allowed', [DENY_ADMIN], req('GET', '/ok/admin'), true],
   ['DENY /admin*: //admin is denied (merged slashes)', [DENY_ADMIN], req('GET', '//admin'), false],
   ['DENY /admin*: /ok/../admin is denied (dot segments)', [DENY_ADMIN], req('GET', '/ok/../admin'), false],
+  ['DENY /admin*: /ok\\..\\admin is denied (backslashes)', [DENY_ADMIN], req('GET', '/ok\\..\\admin'), false],
   ['DENY /admin*: a query is no part of the path', [DENY_ADMIN], req('GET', '/ok?x=/admin'), true],
   ['DENY wins over ALLOW', [ALLOW_GET, DENY_ADMIN], req('GET', '/admin'), false],
   ['ALLOW and DENY: ALLOW still lets GET through', [ALLOW_GET, DENY_ADMIN], req('GET', '/ok'), true],
@@ -159,6 +160,7 @@ test('paths are normalized as the inbound sidecar does (normalize_path, merge_sl
   t.is(normalizePath('/a%2fb'), '/a%2Fb', 'an escaped slash stays escaped');
   t.is(normalizePath('/../../x'), '/x');
   t.is(normalizePath('/a/..'), '/');
+  t.is(normalizePath('/ok\\..\\admin'), '/admin', 'a backslash is a slash to Envoy (Chromium\'s canonicalizer)');
 });
 
 test('a DENY verdict names the policy; a missing ALLOW match names none', (t) => {
