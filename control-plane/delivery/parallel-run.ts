@@ -7,7 +7,9 @@
 // certificate to instances whose sidecar has one (comparator-identity.ts). One port
 // takes both TLS (told apart by the first byte: a handshake record) and plaintext;
 // who may mirror over which is mirror-acceptance.ts's rule. Only the methods a run
-// allows are forwarded; the rest are counted as skipped. Everything is bounded:
+// allows are forwarded; the rest are counted as skipped. A mirror is forwarded only if
+// the AuthorizationPolicies of stable and candidate admit the mirroring sidecar's
+// identity (deps.authorize), so the comparator never lends its own to a caller. Everything is bounded:
 // concurrent comparisons, queued requests, body sizes; what does not fit is dropped
 // and counted.
 import http from 'node:http';
