@@ -39,7 +39,7 @@ import { TrafficStore } from './telemetry/traffic.ts';
 import { CanaryController } from './delivery/canary.ts';
 import { canaryRoutes } from './delivery/routes.ts';
 import { ComparatorServer, registerParallelRunMetrics, type ComparatorServerLimits, type ParallelRunComparator } from './delivery/parallel-run.ts';
-import { comparatorInstances, advertisedAddress, mirrorNeedsMtls } from './delivery/parallel-run-wiring.ts';
+import { comparatorInstances, advertisedAddress, mirrorAuthorized, mirrorNeedsMtls } from './delivery/parallel-run-wiring.ts';
 import { ComparatorIdentity } from './delivery/comparator-identity.ts';
 import { proxyContextOf } from './reconcile/proxy-context.ts';
 
@@ -203,6 +203,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       limits: options.comparator.limits,
       tls: () => comparatorIdentity?.current(),
       mtlsRequired: (run) => mirrorNeedsMtls(state.model, run),
+      authorize: (ref, request) => mirrorAuthorized(state.model, ref, request),
       trustDomain: () => state.model?.meshConfig?.trustDomain ?? DEFAULT_TRUST_DOMAIN,
     });
     const port = await server.listen(options.comparator.port, options.address);

@@ -2,6 +2,7 @@
 // Service (file endpoints and the registry, healthy only, on the port the caller
 // dialled) and the address sidecars reach it at.
 import os from 'node:os';
+import { authorize, policiesFor, type AuthorizationRequest } from '../model/authorization.ts';
 import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshModel } from '../model/types.ts';
 import { TLS_MODE_LABEL } from '../translate/tls.ts';
 import type { Instance, ParallelRunTarget } from './parallel-run.ts';
@@ -36,6 +37,13 @@ export function comparatorInstances(model: MeshModel | undefined, endpoints: End
 export function mirrorNeedsMtls(model: MeshModel | undefined, run: Pick<ParallelRunTarget, 'target' | 'stable' | 'candidate'>): boolean {
   if (!model) return true;
   return [run.target, run.stable, run.candidate].some((r) => effectiveMtlsMode(model, r.service, r.namespace) === 'STRICT');
+}
+
+/** Whether a Service's sidecars would let the mirroring sidecar send this request
+ *  (its AuthorizationPolicies, evaluated as their RBAC does). No model yet: no. */
+export function mirrorAuthorized(model: MeshModel | undefined, ref: { service: string; namespace: string }, request: AuthorizationRequest): boolean {
+  if (!model) return false;
+  return authorize(policiesFor(model, ref.service, ref.namespace), request, model.meshConfig?.trustDomain ?? DEFAULT_TRUST_DOMAIN).allowed;
 }
 
 /** A wildcard bind address is no address to dial: this host's first non-internal IPv4. */

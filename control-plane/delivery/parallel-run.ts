@@ -7,7 +7,9 @@
 // certificate to instances whose sidecar has one (comparator-identity.ts). One port
 // takes both TLS (told apart by the first byte: a handshake record) and plaintext;
 // who may mirror over which is mirror-acceptance.ts's rule. Only the methods a run
-// allows are forwarded; the rest are counted as skipped. Everything is bounded:
+// allows are forwarded; the rest are counted as skipped. A mirror is forwarded only if
+// the AuthorizationPolicies of stable and candidate admit the mirroring sidecar's
+// identity (deps.authorize), so the comparator never lends its own to a caller. Everything is bounded:
 // concurrent comparisons, queued requests, body sizes; what does not fit is dropped
 // and counted.
 import http from 'node:http';
@@ -16,6 +18,7 @@ import net from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import client from 'prom-client';
 import { Agent, request } from 'undici';
+import type { AuthorizationRequest } from '../model/authorization.ts';
 import { DEFAULT_TRUST_DOMAIN, type CanarySpec } from '../model/types.ts';
 import type { CanaryPhase, CanaryState, LastAnalysis } from './canary.ts';
 import { checkSpiffeIdentity, type ClientTls } from './comparator-identity.ts';
@@ -83,6 +86,11 @@ export interface ComparatorDeps {
   mtlsRequired?: (run: ParallelRunTarget) => boolean;
   /** The trust domain a mirroring sidecar's SPIFFE ID must be of. */
   trustDomain?: () => string;
+  /** Whether the sidecars of a Service (stable, candidate) would let this request in
+   *  from the mirroring sidecar's identity (its AuthorizationPolicies, as their RBAC
+   *  does): the comparator forwards only what the caller itself could have sent.
+   *  Absent: everything. */
+  authorize?: (service: Ref, request: AuthorizationRequest) => boolean;
 }
 
 /** Why a mirrored request was not compared. */
@@ -98,7 +106,10 @@ export type DropReason =
   /** Plaintext mirror for a run that takes mirrors only over mTLS (403). */
   | 'mtls_required'
   /** TLS without a client certificate of the mesh (403). */
-  | 'untrusted_client';
+  | 'untrusted_client'
+  /** An AuthorizationPolicy of stable or candidate would refuse the mirroring identity
+   *  (or plaintext) this request: not forwarded (the caller still gets 202). */
+  | 'denied_by_policy';
 
 /** Distinct mirroring identities recorded per run; the rest are counted as OTHER_PEER. */
 const MAX_PEERS = 32;
@@ -430,6 +441,14 @@ export class ComparatorServer {
     const primary = stable[i % stable.length];
     const secondary = stable[(i + 1) % stable.length];
     const candidate = candidates[i % candidates.length];
+    // Not a confused deputy: forwarded only if every instance called would let the
+    // mirroring sidecar (not the comparator) send this request itself.
+    const allowed = (to: Instance, service: Ref) =>
+      this.deps.authorize?.(service, { principal: job.peer, method: job.method, path: job.url, headers: job.headers, port: to.port }) ?? true;
+    if (!allowed(primary, run.spec.stable) || !allowed(secondary, run.spec.stable) || !allowed(candidate, run.spec.candidate)) {
+      this.drop(run, 'denied_by_policy');
+      return;
+    }
     if (job.peer && [primary, secondary, candidate].some((to) => to.tls) && !this.deps.tls?.()) {
       this.drop(run, 'no_certificate');
       return;
@@ -635,7 +654,7 @@ export function registerParallelRunMetrics(registry: client.Registry, comparator
   );
   new client.Counter({
     name: 'tessera_parallel_run_dropped_total',
-    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host, mtls_required, untrusted_client)',
+    help: 'Mirrored requests the comparator dropped, by reason (queue_full, request_too_large, response_too_large, no_instances, upstream_error, no_certificate, unknown_host, ambiguous_host, mtls_required, untrusted_client, denied_by_policy)',
     labelNames: ['reason'],
     registers: [registry],
     collect() {

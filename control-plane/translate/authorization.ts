@@ -12,9 +12,10 @@ import {
   type AuthorizationRule,
   type AuthorizationSource,
 } from '../model/types.ts';
+import { policiesFor } from '../model/authorization.ts';
 import { parseWildcard } from '../model/wildcard.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
-import { compare, type TranslateContext } from './context.ts';
+import type { TranslateContext } from './context.ts';
 import {
   typedAny,
   type HeaderMatcher,
@@ -37,12 +38,7 @@ type Action = AuthorizationPolicy['action'];
  *  those of its namespace that name no target (namespace-wide, as Istio). */
 export function applicablePolicies(ctx: TranslateContext): AuthorizationPolicy[] {
   if (ctx.proxy.kind !== 'sidecar') return [];
-  const { service, namespace } = ctx.proxy;
-  return (ctx.model.authorizationPolicies ?? [])
-    .filter((p) =>
-      p.targets.length === 0 ? p.namespace === namespace : p.targets.some((t) => t.service === service && t.namespace === namespace),
-    )
-    .sort((a, b) => compare(a.namespace, b.namespace) || compare(a.name, b.name));
+  return policiesFor(ctx.model, ctx.proxy.service, ctx.proxy.namespace);
 }
 
 /** HTTP filters to put before the router of an inbound HTTP connection manager. */

@@ -14,6 +14,7 @@ import { envoyHosts, envoyTest, requireEnvoy, reviewsCanary, startControlPlanePr
 import { makeCa, makeServerCert } from '../support/certs.ts';
 import { freePort, waitFor } from '../support/processes.ts';
 import { startSidecar } from '../support/sidecar.ts';
+import { createKeyAndCsr } from '../../sidecar/agent/identity.ts';
 
 const run = promisify(execFile);
 
@@ -185,7 +186,7 @@ async function joinTokenFile(t: ExecutionContext, adminUrl: string, serviceAccou
   return file;
 }
 
-envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over mTLS and the comparator reaches stable and candidate with its own mesh certificate; plaintext and foreign certificates are refused', async (t) => {
+envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over mTLS and the comparator reaches stable and candidate with its own mesh certificate; plaintext and foreign certificates are refused, and a mesh identity the stable\'s ALLOW policy does not admit is dropped as denied_by_policy', async (t) => {
   if (!requireEnvoy(t)) return;
   const stableApp = await app(t, 'reviews-v1');
   const candidateApp = await app(t, 'reviews-v2', { rating: (n) => (n % 10 === 0 ? 4 : 5), delayMs: 300 });
@@ -194,6 +195,19 @@ envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over m
   fs.writeFileSync(path.join(dir, 'services.yaml'), declared.join('---\n'));
   fs.writeFileSync(path.join(dir, 'mesh.yaml'), 'apiVersion: tessera.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  mtls: {mode: STRICT}\n');
   fs.writeFileSync(path.join(dir, 'canary.yaml'), parallelRun(''));
+  // Stable admits the client sidecars and the comparator (which calls it as itself), no one else.
+  fs.writeFileSync(
+    path.join(dir, 'authz.yaml'),
+    `apiVersion: tessera.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: reviews-v1-readers}
+spec:
+  targetRefs: [{group: "", kind: Service, name: reviews-v1}]
+  action: ALLOW
+  rules:
+  - from: [{serviceAccounts: [productpage, productpage-v2]}, {principals: ["spiffe://tessera.local/ns/tessera-system/sa/tessera-comparator"]}]
+`,
+  );
   const comparatorPort = await freePort();
   const cp = await startControlPlaneProcess(t, { configDir: dir, readyTimeoutMs: 60_000, extraArgs: ['--comparator-port', String(comparatorPort), '--ca-rotation-grace', '1s'] });
   // A short trust-bundle refresh: after the root rotation below, the servers trust the new root soon.
@@ -255,13 +269,32 @@ envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over m
     (err: Error) => `TLS failure: ${err.message}`,
   );
   t.regex(tls, /^403 client certificate not of this mesh/);
+  // A workload of the mesh (a certificate of this CA, by a join token) whose identity the
+  // stable's ALLOW policy does not admit: accepted (202), but forwarded to no instance.
+  const { keyPem, csrPem } = await createKeyAndCsr();
+  const joinToken = fs.readFileSync(await joinTokenFile(t, cp.adminUrl, 'ratings'), 'utf8');
+  const issued = await request(`${cp.adminUrl}/api/v1/certificates`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr: csrPem, joinToken }) });
+  const cert = (await issued.body.json()) as { certificateChain: string };
+  t.is(issued.statusCode, 200);
+  const ratings = new Agent({ connect: { key: keyPem, cert: cert.certificateChain, rejectUnauthorized: false } });
+  t.teardown(() => ratings.close());
+  const deputy = await request(`https://127.0.0.1:${comparatorPort}/reviews/9`, { headers: { host: 'reviews' }, dispatcher: ratings });
+  await deputy.body.dump();
+  t.is(deputy.statusCode, 202, 'never an error for the caller');
+  await waitFor('the mirror to be dropped as denied_by_policy', async () => ((await canaryOf(cp)).parallelRun!.dropped.denied_by_policy ?? 0) === 1, 10_000, 100);
   await new Promise((r) => setTimeout(r, 1000));
-  t.is(hits(), before, 'no instance was called for a refused mirror');
+  t.is(hits(), before, 'no instance was called for a refused or denied mirror');
   const after = (await canaryOf(cp)).parallelRun!;
   t.is(after.compared, p.compared);
-  t.deepEqual(after.dropped, { mtls_required: 1, untrusted_client: 1 });
+  t.deepEqual(after.dropped, { mtls_required: 1, untrusted_client: 1, denied_by_policy: 1 });
+  t.is(after.mirroredBy?.['spiffe://tessera.local/ns/default/sa/ratings'], 1);
   const metrics = await (await request(`${cp.adminUrl}/metrics`)).body.text();
   t.regex(metrics, /tessera_parallel_run_dropped_total\{reason="mtls_required"\} 1/);
+  t.regex(metrics, /tessera_parallel_run_dropped_total\{reason="denied_by_policy"\} 1/);
+  // What the comparator would have lent it: the stable's sidecar refuses that identity itself.
+  const direct = await request(`https://127.0.0.1:${stable.inboundPort}/reviews/9`, { headers: { host: 'reviews-v1' }, dispatcher: ratings });
+  await direct.body.dump();
+  t.is(direct.statusCode, 403, 'the stable sidecar refuses ratings directly');
 
   // Root rotation: a sidecar whose certificate the new root signed still mirrors over
   // mTLS (the comparator reloaded its trust bundle), and its mirrors are compared.
@@ -289,5 +322,5 @@ envoyTest.serial('under STRICT mTLS the sidecar mirrors to the comparator over m
     const q = (await canaryOf(cp)).parallelRun!;
     return (q.mirroredBy?.[newRootId] ?? 0) >= 20 && q.compared >= after.compared + 20 ? q : undefined;
   }, 30_000, 200);
-  t.deepEqual(final.dropped, { mtls_required: 1, untrusted_client: 1 }, 'no mirror of the new-root sidecar was refused');
+  t.deepEqual(final.dropped, { mtls_required: 1, untrusted_client: 1, denied_by_policy: 1 }, 'no mirror of the new-root sidecar was refused');
 });

@@ -12,8 +12,8 @@ import { acceptMirror, uriSans } from '../../control-plane/delivery/mirror-accep
 import { Comparison, diffAnswers, OTHER_ROUTE, routeKey, DEFAULT_COMPARATOR_LIMITS, type Answer } from '../../control-plane/delivery/comparator.ts';
 import { checkSpiffeIdentity, ComparatorIdentity } from '../../control-plane/delivery/comparator-identity.ts';
 import { ComparatorServer, judgeMismatch, type Instance } from '../../control-plane/delivery/parallel-run.ts';
-import { comparatorInstances, mirrorNeedsMtls } from '../../control-plane/delivery/parallel-run-wiring.ts';
-import type { Endpoint, MeshModel } from '../../control-plane/model/types.ts';
+import { comparatorInstances, mirrorAuthorized, mirrorNeedsMtls } from '../../control-plane/delivery/parallel-run-wiring.ts';
+import { emptyModel, type AuthorizationPolicy, type Endpoint, type MeshModel } from '../../control-plane/model/types.ts';
 
 const json = (body: unknown, status = 200, headers: Record<string, string> = {}): Answer => ({
   status,
@@ -143,13 +143,14 @@ async function upstream(t: import('ava').ExecutionContext, answer: (req: http.In
   return { port: (server.address() as { port: number }).port, seen };
 }
 
-async function comparatorWith(t: import('ava').ExecutionContext, stable: Instance[], candidate: Instance[], limits = {}) {
+async function comparatorWith(t: import('ava').ExecutionContext, stable: Instance[], candidate: Instance[], limits = {}, model?: MeshModel) {
   const server = new ComparatorServer({
     instances: (ref) => (ref.service === 'reviews-v1' ? stable : candidate),
     log: () => {},
     limits,
     // These runs take plaintext mirrors (no STRICT Service); mTLS below.
     mtlsRequired: () => false,
+    ...(model ? { authorize: (ref: { service: string; namespace: string }, r: Parameters<typeof mirrorAuthorized>[2]) => mirrorAuthorized(model, ref, r) } : {}),
   });
   const port = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
@@ -285,7 +286,7 @@ test('a run needs mTLS mirrors when its target, stable or candidate Service is S
   t.true(mirrorNeedsMtls(undefined, run));
 });
 
-async function strictComparator(t: import('ava').ExecutionContext) {
+async function strictComparator(t: import('ava').ExecutionContext, model?: MeshModel) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-cmp-test-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const ca = await CertificateAuthority.open({ dir: path.join(dir, 'ca'), trustDomain: 'tessera.local', rotationGraceMs: 0 });
@@ -301,6 +302,7 @@ async function strictComparator(t: import('ava').ExecutionContext) {
     tls: () => identity.current(),
     mtlsRequired: () => true,
     trustDomain: () => 'tessera.local',
+    ...(model ? { authorize: (ref: { service: string; namespace: string }, r: Parameters<typeof mirrorAuthorized>[2]) => mirrorAuthorized(model, ref, r) } : {}),
   });
   const port = await server.listen(0, '127.0.0.1');
   t.teardown(() => server.close());
@@ -354,4 +356,71 @@ test('after a root rotation the comparator trusts sidecar certificates of the ne
   t.is(answer.status, 202, answer.body);
   t.deepEqual(server.status('default/reviews')!.dropped, {});
   await until(() => server.status('default/reviews')!.compared === 2);
+});
+
+// ---- not a confused deputy: the target's policies apply to the mirroring identity ----
+
+const authz = (name: string, service: string, action: 'ALLOW' | 'DENY', rule: Partial<AuthorizationPolicy['rules'][number]>): AuthorizationPolicy => ({
+  name,
+  namespace: 'default',
+  targets: [{ service, namespace: 'default' }],
+  action,
+  rules: [{ from: rule.from ?? [], to: rule.to ?? [], when: rule.when ?? [] }],
+});
+const modelWith = (...authorizationPolicies: AuthorizationPolicy[]): MeshModel => ({ ...emptyModel(), authorizationPolicies });
+const ADMIT_PRODUCTPAGE = authz('reviews-v1-readers', 'reviews-v1', 'ALLOW', { from: [{ serviceAccounts: [{ name: 'productpage', namespace: 'default' }] }] });
+
+test("a mirror from an identity the stable's ALLOW policy does not admit is dropped as denied_by_policy and reaches no instance; an admitted one is compared", async (t) => {
+  const { server, client, mirror, seen } = await strictComparator(t, modelWith(ADMIT_PRODUCTPAGE));
+  const denied = await mirror(await client('ratings'));
+  t.is(denied.status, 202, 'never an error for the caller');
+  await until(() => (server.status('default/reviews')!.dropped.denied_by_policy ?? 0) === 1);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(seen(), [], 'no instance was called for the denied mirror');
+  t.is(server.status('default/reviews')!.compared, 0);
+
+  t.is((await mirror(await client('productpage'))).status, 202);
+  await until(() => server.status('default/reviews')!.compared === 1);
+  t.deepEqual(seen(), ['GET /reviews/1', 'GET /reviews/1', 'GET /reviews/1'], 'primary, secondary and candidate called once each');
+  const status = server.status('default/reviews')!;
+  t.deepEqual(status.dropped, { denied_by_policy: 1 });
+  t.deepEqual(server.dropped, { denied_by_policy: 1 });
+  t.deepEqual(status.mirroredBy, { 'spiffe://tessera.local/ns/default/sa/ratings': 1, 'spiffe://tessera.local/ns/default/sa/productpage': 1 });
+});
+
+test("the candidate's policies apply too: a DENY on the candidate drops what the stable would allow", async (t) => {
+  const deny = authz('reviews-v2-no-admin', 'reviews-v2', 'DENY', { to: [{ paths: ['/reviews/*'] }] });
+  const { server, client, mirror, seen } = await strictComparator(t, modelWith(ADMIT_PRODUCTPAGE, deny));
+  t.is((await mirror(await client('productpage'))).status, 202);
+  await until(() => (server.status('default/reviews')!.dropped.denied_by_policy ?? 0) === 1);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(seen(), []);
+});
+
+test('a plaintext mirror has no identity: an ALLOW on service accounts fails closed, a path rule is checked on the normalized path', async (t) => {
+  const s1 = await upstream(t, () => ({ body: {} }));
+  const cand = await upstream(t, () => ({ body: {} }));
+  const stable = [{ address: '127.0.0.1', port: s1.port }];
+  const candidate = [{ address: '127.0.0.1', port: cand.port }];
+  const closed = await comparatorWith(t, stable, candidate, {}, modelWith(ADMIT_PRODUCTPAGE));
+  t.is(await closed.mirror('GET', '/reviews/1'), 202);
+  await until(() => (closed.server.status('default/reviews')!.dropped.denied_by_policy ?? 0) === 1);
+
+  const noAdmin = authz('no-admin', 'reviews-v1', 'DENY', { to: [{ paths: ['/admin*'] }] });
+  const paths = await comparatorWith(t, stable, candidate, {}, modelWith(noAdmin));
+  t.is(await paths.mirror('GET', '/ok/../admin'), 202);
+  t.is(await paths.mirror('GET', '//admin'), 202);
+  t.is(await paths.mirror('GET', '/ok'), 202);
+  await until(() => paths.server.status('default/reviews')!.compared === 1 && (paths.server.status('default/reviews')!.dropped.denied_by_policy ?? 0) === 2);
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual([...s1.seen, ...cand.seen], ['GET /ok', 'GET /ok', 'GET /ok']);
+});
+
+test('mirrorAuthorized: no policy allows, no model yet denies', (t) => {
+  const r = { principal: 'spiffe://tessera.local/ns/default/sa/ratings', method: 'GET', path: '/', headers: {}, port: 9080 };
+  const ref = { service: 'reviews-v1', namespace: 'default' };
+  t.true(mirrorAuthorized(emptyModel(), ref, r));
+  t.false(mirrorAuthorized(modelWith(ADMIT_PRODUCTPAGE), ref, r));
+  t.true(mirrorAuthorized(modelWith(ADMIT_PRODUCTPAGE), ref, { ...r, principal: 'spiffe://tessera.local/ns/default/sa/productpage' }));
+  t.false(mirrorAuthorized(undefined, ref, r));
 });
