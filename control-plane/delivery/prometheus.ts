@@ -42,15 +42,24 @@ export function clusterMatcher(backend: ServiceRef): string {
   return `envoy_cluster_name=~"outbound\\\\|[0-9]+\\\\|\\\\|${backend.service}"`;
 }
 
+/** How much each series of a counter grew over the window: its value now less its value
+ *  at the window's start. A series born inside the window (Envoy makes the 5xx counter
+ *  at the first 5xx) counts from zero; increase() would lose its first sample, and a
+ *  canary's first errors with it. A counter that went down (the sidecar restarted)
+ *  counts as 0. */
+function growth(selector: string, offset: string): string {
+  return `(clamp_min(${selector} - ${selector} offset ${offset}, 0) or ${selector})`;
+}
+
 /** PromQL for one backend over a window ending at the evaluation time. */
 export function buildQueries(backend: ServiceRef, windowMs: number): { requests: string; errors5xx: string; p99: string } {
   const prefix = metricPrefix(backend.namespace);
-  const range = `[${Math.max(1, Math.round(windowMs))}ms]`;
+  const window = `${Math.max(1, Math.round(windowMs))}ms`;
   const cluster = clusterMatcher(backend);
   return {
-    requests: `sum(increase(${prefix}upstream_rq_xx{${cluster}}${range}))`,
-    errors5xx: `sum(increase(${prefix}upstream_rq_xx{${cluster},envoy_response_code_class="5"}${range}))`,
-    p99: `histogram_quantile(0.99, sum by (le) (increase(${prefix}upstream_rq_time_bucket{${cluster}}${range})))`,
+    requests: `sum${growth(`${prefix}upstream_rq_xx{${cluster}}`, window)}`,
+    errors5xx: `sum${growth(`${prefix}upstream_rq_xx{${cluster},envoy_response_code_class="5"}`, window)}`,
+    p99: `histogram_quantile(0.99, sum by (le) ${growth(`${prefix}upstream_rq_time_bucket{${cluster}}`, window)})`,
   };
 }
 
@@ -126,7 +135,7 @@ export async function measureFromPrometheus(provider: PrometheusProvider, backen
     ask(latencyQuery, provider.latencyP99Query ? 'latencyP99Query: ' : ''),
     successQuery ? ask(successQuery, 'successRateQuery: ') : undefined,
   ]);
-  // increase() extrapolates over the window: counts come back fractional.
+  // A user's own queries may use increase(), which extrapolates: counts can be fractional.
   const count = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 0 : Math.max(0, Math.round(v * 10) / 10));
   const measured: Measured = {
     requests: count(requests),

@@ -20,15 +20,18 @@ import { TrafficStore, type ServiceRef } from '../../control-plane/telemetry/tra
 test('the queries select every outbound cluster of the backend, with the namespace in the metric name as Envoy tags it', (t) => {
   const q = buildQueries({ service: 'reviews-v2', namespace: 'default' }, 30_000);
   const cluster = 'envoy_cluster_name=~"outbound\\\\|[0-9]+\\\\|\\\\|reviews-v2"';
-  t.is(q.requests, `sum(increase(envoy_cluster_default_upstream_rq_xx{${cluster}}[30000ms]))`);
-  t.is(q.errors5xx, `sum(increase(envoy_cluster_default_upstream_rq_xx{${cluster},envoy_response_code_class="5"}[30000ms]))`);
-  t.is(q.p99, `histogram_quantile(0.99, sum by (le) (increase(envoy_cluster_default_upstream_rq_time_bucket{${cluster}}[30000ms])))`);
+  const rq = `envoy_cluster_default_upstream_rq_xx{${cluster}}`;
+  const rq5 = `envoy_cluster_default_upstream_rq_xx{${cluster},envoy_response_code_class="5"}`;
+  const bucket = `envoy_cluster_default_upstream_rq_time_bucket{${cluster}}`;
+  t.is(q.requests, `sum(clamp_min(${rq} - ${rq} offset 30000ms, 0) or ${rq})`);
+  t.is(q.errors5xx, `sum(clamp_min(${rq5} - ${rq5} offset 30000ms, 0) or ${rq5})`);
+  t.is(q.p99, `histogram_quantile(0.99, sum by (le) (clamp_min(${bucket} - ${bucket} offset 30000ms, 0) or ${bucket}))`);
 });
 
 test('a namespace with a dash is written with an underscore in the metric name, as Envoy does', (t) => {
   const q = buildQueries({ service: 'reviews', namespace: 'shop-eu' }, 2500);
-  t.true(q.requests.startsWith('sum(increase(envoy_cluster_shop_eu_upstream_rq_xx{'), q.requests);
-  t.true(q.requests.endsWith('[2500ms]))'), q.requests);
+  t.true(q.requests.startsWith('sum(clamp_min(envoy_cluster_shop_eu_upstream_rq_xx{'), q.requests);
+  t.true(q.requests.includes(' offset 2500ms, 0)'), q.requests);
 });
 
 test('a backend name that is not a Service name is refused rather than put into a regex', (t) => {
@@ -132,7 +135,7 @@ test('a backend is measured by its three queries over the window; a failed one n
   const m = await measureFromPrometheus(provider, { service: 'reviews-v2', namespace: 'default' }, 1_000_000, 1_010_000);
   t.deepEqual(m, { requests: 50, errors5xx: 2, p99Ms: 123.5 });
   t.is(p.urls.length, 3);
-  t.true(p.urls.every((u) => u.searchParams.get('query')!.includes('[10000ms]') && u.searchParams.get('time') === '1010.000'));
+  t.true(p.urls.every((u) => u.searchParams.get('query')!.includes(' offset 10000ms, 0)') && u.searchParams.get('time') === '1010.000'));
   // No traffic: empty vectors and a NaN quantile.
   const quiet = await fakePrometheus(t, (url, res) => json(res, url.searchParams.get('query')!.startsWith('histogram') ? vector('NaN') : vector()));
   t.deepEqual(await measureFromPrometheus({ address: quiet.address, timeoutMs: 1000 }, { service: 'reviews-v2', namespace: 'default' }, 0, 5000), { requests: 0, errors5xx: 0, p99Ms: null });
