@@ -155,6 +155,8 @@ export async function startEnvoy(
     adminPort,
     zone: opts.zone,
     statsFlushIntervalMs: opts.statsFlushIntervalMs,
+    // Many Envoys share this host: none takes the stats listener's fixed port.
+    statsListener: false,
     outbound: { address: '127.0.0.1', port: outboundPort },
     inbound: opts.inbound && { address: '127.0.0.1', port: opts.inbound.port, appPort: opts.inbound.appPort, appAddress: '127.0.0.1' },
   });
