@@ -42,7 +42,8 @@ export interface AgentOptions {
   zone?: string;
   /** How often Envoy streams its stats to the control plane. */
   statsFlushIntervalMs?: number;
-  /** The read-only Prometheus stats listener's port (0.0.0.0); undefined: none. */
+  /** The read-only Prometheus stats listener's port (on 0.0.0.0, or --address when that is
+   *  a loopback address, like the status port); undefined: none. */
   statsPort?: number;
   envoy?: string;
   workDir?: string;
