@@ -20,10 +20,10 @@ const PUBLIC_ADDRESS = process.env.TESSERA_PUBLIC_ADDRESS ?? '127.0.0.1';
 
 /** The instances the EndpointSlices in examples/mesh declare (their registered ports). */
 const demo = [
-  { service: 'frontend', port: 19080, kind: 'http' as const, outbound: 15001, admin: 15000, status: 15021, probes: 15020 },
-  { service: 'reviews-v1', port: 19081, kind: 'http' as const, outbound: 15101, admin: 15100, status: 15121, probes: 15120 },
-  { service: 'reviews-v2', port: 19082, kind: 'http' as const, outbound: 15201, admin: 15200, status: 15221, probes: 15220 },
-  { service: 'ratings', port: 19083, kind: 'grpc' as const, outbound: 15301, admin: 15300, status: 15321, probes: 15320 },
+  { service: 'frontend', port: 19080, kind: 'http' as const, outbound: 15001, admin: 15000, status: 15021, probes: 15020, stats: 15090 },
+  { service: 'reviews-v1', port: 19081, kind: 'http' as const, outbound: 15101, admin: 15100, status: 15121, probes: 15120, stats: 15190 },
+  { service: 'reviews-v2', port: 19082, kind: 'http' as const, outbound: 15201, admin: 15200, status: 15221, probes: 15220, stats: 15290 },
+  { service: 'ratings', port: 19083, kind: 'grpc' as const, outbound: 15301, admin: 15300, status: 15321, probes: 15320, stats: 15390 },
 ];
 const tesseraBin = path.join(here, '../bin/tessera.js');
 
@@ -43,6 +43,7 @@ function startSidecar(d: (typeof demo)[number], appPort: number, xdsPort: number
     '--outbound-address', d.service === 'frontend' ? PUBLIC_ADDRESS : '127.0.0.1',
     '--status-port', String(d.status),
     '--probe-port', String(d.probes),
+    '--stats-port', String(d.stats),
     '--drain-timeout', '2s',
     // examples/mesh/endpoints.yaml declares these instances already.
     '--no-register',

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import os from 'node:os';
 import YAML from 'yaml';
-import { envoyBootstrap, grpcBootstrap, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
+import { envoyBootstrap, grpcBootstrap, parseStatsPort, parseXdsAddresses } from '../../sidecar/bootstrap/bootstrap.ts';
 import { isDuration, parseDuration } from '../config/duration.ts';
 import { DEFAULT_GIT_INTERVAL_MS, isGitSource, MAX_GIT_INTERVAL_MS, MIN_GIT_INTERVAL_MS, parseGitSource, type GitSourceSpec } from '../config/git-url.ts';
 
@@ -19,7 +19,7 @@ commands:
   analyze DIR [--strict] | analyze --admin URL
   bootstrap --service S --node-id ID [--xds HOST:PORT[,…]] [--xds-mode sotw|delta]
             [--admin-port 15000] [--outbound-port 15001] [--inbound-port P --app-port A] [--zone Z]
-            [--stats-flush-interval 5s] [-o json|yaml]
+            [--stats-flush-interval 5s] [--stats-port 15090|none] [-o json|yaml]
   bootstrap --grpc --node-id ID [--xds HOST:PORT[,…]] [--zone Z] [--cert-dir DIR]   (proxyless gRPC clients)
   certs --cert-dir DIR --join-token-file F|--kube-token-file F [--control-plane URL] [--once]
         (keeps cert.pem, key.pem, ca.pem renewed for proxyless gRPC clients)
@@ -235,6 +235,7 @@ function bootstrap(args: string[]): number {
       'app-port': { type: 'string' },
       zone: { type: 'string' },
       'stats-flush-interval': { type: 'string' },
+      'stats-port': { type: 'string' },
       output: { type: 'string', short: 'o' },
       grpc: { type: 'boolean' },
       'cert-dir': { type: 'string' },
@@ -246,7 +247,7 @@ function bootstrap(args: string[]): number {
   const print = (config: unknown) => process.stdout.write(output === 'yaml' ? YAML.stringify(config) : JSON.stringify(config, null, 2) + '\n');
   if (values.grpc) {
     // For proxyless gRPC clients: GRPC_XDS_BOOTSTRAP points at this file.
-    const envoyOnly = ['service', 'xds-mode', 'admin-port', 'outbound-port', 'outbound-address', 'inbound-port', 'inbound-address', 'app-port'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
+    const envoyOnly = ['service', 'xds-mode', 'stats-port', 'admin-port', 'outbound-port', 'outbound-address', 'inbound-port', 'inbound-address', 'app-port'].filter((f) => (values as Record<string, unknown>)[f] !== undefined);
     if (envoyOnly.length) throw new UsageError(`${envoyOnly.map((f) => `--${f}`).join(', ')} describe an Envoy sidecar, not a --grpc client`);
     print(grpcBootstrap({ nodeId: values['node-id'], xds: parseXdsAddresses(values.xds ?? '127.0.0.1:18000'), zone: values.zone, certDir: values['cert-dir'] }));
     return 0;
@@ -257,7 +258,11 @@ function bootstrap(args: string[]): number {
   if ((values['inbound-port'] === undefined) !== (values['app-port'] === undefined)) {
     throw new UsageError('--inbound-port and --app-port go together');
   }
+  const statsErrors: string[] = [];
+  const statsPort = parseStatsPort(values['stats-port'] ?? process.env.TESSERA_STATS_PORT, '--stats-port (or TESSERA_STATS_PORT)', statsErrors);
+  if (statsErrors.length) throw new UsageError(statsErrors.join('\n'));
   const config = envoyBootstrap({
+    statsListener: statsPort === undefined ? false : { address: '0.0.0.0', port: statsPort },
     service: values.service,
     namespace: values.namespace,
     nodeId: values['node-id'],

@@ -131,6 +131,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     adminPort: o.adminPort,
     zone: o.zone,
     statsFlushIntervalMs: o.statsFlushIntervalMs,
+    // Like the status and probe ports: loopback when the instance itself is on loopback.
+    statsListener: o.statsPort === undefined ? false : { address: listenAddress, port: o.statsPort },
     outbound: { address: o.outboundAddress, port: o.capture?.outboundPort ?? o.outboundPort },
     inbound: o.inboundPort ? { address: listenAddress, port: o.inboundPort, appPort: o.appPort, appAddress: '127.0.0.1' } : undefined,
     capture: o.capture ? { inboundPort: o.capture.inboundCapturePort } : undefined,

@@ -21,8 +21,8 @@ export interface CaptureOptions {
   inboundCapturePort: number;
 }
 
-/** Envoy admin, agent probes, agent status: never redirected. */
-export const ALWAYS_EXCLUDED_PORTS = [15000, 15020, 15021];
+/** Envoy admin, agent probes, agent status, the Prometheus stats listener: never redirected. */
+export const ALWAYS_EXCLUDED_PORTS = [15000, 15020, 15021, 15090];
 
 export const CHAIN = {
   inbound: 'TESSERA_INBOUND',

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseXdsAddresses } from '../bootstrap/bootstrap.ts';
-import { CaptureError, DEFAULT_CAPTURE, parseCidrList, parsePortList, type CaptureOptions } from './capture.ts';
+import { parseStatsPort, parseXdsAddresses } from '../bootstrap/bootstrap.ts';
+import { ALWAYS_EXCLUDED_PORTS, CaptureError, DEFAULT_CAPTURE, parseCidrList, parsePortList, type CaptureOptions } from './capture.ts';
 import type { IdentityProof } from './identity.ts';
 import { parseAppProbes, type ProbeHandler } from './probes.ts';
 
@@ -42,6 +42,9 @@ export interface AgentOptions {
   zone?: string;
   /** How often Envoy streams its stats to the control plane. */
   statsFlushIntervalMs?: number;
+  /** The read-only Prometheus stats listener's port (on 0.0.0.0, or --address when that is
+   *  a loopback address, like the status port); undefined: none. */
+  statsPort?: number;
   envoy?: string;
   workDir?: string;
   probes: Map<string, ProbeHandler>;
@@ -61,7 +64,7 @@ export const SIDECAR_USAGE = `sidecar --service S --app-port A [--inbound-port P
           [--address IP] [--control-plane URL] [--xds HOST:PORT,…] [--xds-mode sotw|delta] [--capture]
           [--drain-timeout 10s] [--status-port 15021] [--probe-port 15020] [--admin-port 15000]
           [--outbound-port 15001] [--outbound-address 127.0.0.1] [--health-check tcp|http:/PATH|grpc|none] [--no-register]
-          [--admin-token-file F] [--zone Z] [--stats-flush-interval 5s] [--envoy PATH] [--work-dir DIR]
+          [--admin-token-file F] [--zone Z] [--stats-flush-interval 5s] [--stats-port 15090|none] [--envoy PATH] [--work-dir DIR]
           [--join-token-file F | --kube-token-file F] [--trust-bundle-refresh 15s] [--cert-dir DIR] [--xds-tls]
           (capture: [--inbound-ports 9080,…|*] [--exclude-inbound-ports …] [--exclude-outbound-ports …]
            [--exclude-outbound-ip-ranges CIDR,…] [--proxy-uid 1337] [--inbound-capture-port 15006])`;
@@ -100,6 +103,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
       'no-register': { type: 'boolean' },
       zone: { type: 'string' },
       'stats-flush-interval': { type: 'string' },
+      'stats-port': { type: 'string' },
       envoy: { type: 'string' },
       'work-dir': { type: 'string' },
       'join-token-file': { type: 'string' },
@@ -161,6 +165,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
   if (flushRaw !== undefined && !(statsFlushIntervalMs !== undefined && statsFlushIntervalMs >= 100 && statsFlushIntervalMs <= 3_600_000)) {
     errors.push(`--stats-flush-interval (or TESSERA_STATS_FLUSH_INTERVAL) must be a duration from 100ms to 1h, got ${JSON.stringify(flushRaw)}`);
   }
+  const statsPort = parseStatsPort(pick('stats-port', 'TESSERA_STATS_PORT'), '--stats-port (or TESSERA_STATS_PORT)', errors);
   const healthCheck = attempt(() => parseHealthCheck(pick('health-check') ?? 'tcp'));
   const probes = attempt(() => parseAppProbes(env.TESSERA_APP_PROBES)) ?? new Map();
   const tokenFile = pick('admin-token-file');
@@ -176,6 +181,10 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
   const captureFlagsUsed = Object.keys(CAPTURE_FLAGS).filter((f) => f !== 'outbound-port' && (values as Record<string, unknown>)[f] !== undefined);
   if (values.capture) {
     capture = attempt(() => captureOptions(values as Record<string, string | undefined>, env)) ?? undefined;
+    // Scrapes from other hosts reach the stats listener itself, not the inbound capture.
+    if (capture && statsPort !== undefined && !ALWAYS_EXCLUDED_PORTS.includes(statsPort) && !capture.excludeInboundPorts.includes(statsPort)) {
+      capture.excludeInboundPorts.push(statsPort);
+    }
     if (inboundPort !== undefined) errors.push('--inbound-port is for running without --capture; with capture the app keeps its port and Envoy takes its traffic on the inbound capture port');
   } else if (captureFlagsUsed.length) {
     errors.push(`${captureFlagsUsed.map((f) => `--${f}`).join(', ')} only apply with --capture`);
@@ -225,6 +234,7 @@ export function parseSidecarArgs(args: string[], env: NodeJS.ProcessEnv = proces
     healthCheck: healthCheck!,
     zone: pick('zone'),
     statsFlushIntervalMs,
+    statsPort,
     envoy: pick('envoy', 'TESSERA_ENVOY'),
     workDir: pick('work-dir'),
     probes,

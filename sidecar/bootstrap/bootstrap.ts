@@ -25,6 +25,10 @@ export interface BootstrapOptions {
   xdsTls?: { controlPlaneId: string };
   /** How often Envoy streams its stats to the control plane (default 5 s, Envoy's own). */
   statsFlushIntervalMs?: number;
+  /** The read-only Prometheus stats listener (Istio's 15090): only `GET /stats/prometheus`
+   *  reaches Envoy's admin, everything else is answered 404/405 by the listener itself.
+   *  Default 0.0.0.0:15090; `false` leaves it out. */
+  statsListener?: { address?: string; port: number } | false;
 }
 
 export const XDS_CLUSTER = 'tessera_xds';
@@ -66,6 +70,68 @@ function xdsTlsSocket(controlPlaneId: string) {
 }
 
 export const DEFAULT_STATS_FLUSH_INTERVAL_MS = 5000;
+
+/** Istio's port for the same thing (prometheus.io/port in its pods). */
+export const DEFAULT_STATS_PORT = 15090;
+export const STATS_PATH = '/stats/prometheus';
+export const STATS_LISTENER = 'tessera_prometheus_stats';
+/** The Envoy admin address, as a cluster the stats listener routes its one path to. */
+export const ADMIN_CLUSTER = 'tessera_envoy_admin';
+
+/** A listener that exposes Envoy's Prometheus stats and nothing else of the admin
+ *  interface (which is writable: /quitquitquit, /drain_listeners, /runtime_modify).
+ *  A `path` route matches the path with the query string removed, so
+ *  `/stats/prometheus?usedonly` passes; every other path is 404, other methods 405. */
+function statsListener(address: string, port: number): Record<string, unknown> {
+  return {
+    name: STATS_LISTENER,
+    address: { socket_address: { address, port_value: port } },
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+              stat_prefix: STATS_LISTENER,
+              route_config: {
+                name: STATS_LISTENER,
+                virtual_hosts: [
+                  {
+                    name: STATS_LISTENER,
+                    domains: ['*'],
+                    routes: [
+                      {
+                        match: { path: STATS_PATH, headers: [{ name: ':method', string_match: { exact: 'GET' } }] },
+                        route: { cluster: ADMIN_CLUSTER, timeout: '5s' },
+                      },
+                      {
+                        match: { path: STATS_PATH },
+                        direct_response: { status: 405 },
+                        response_headers_to_add: [{ header: { key: 'allow', value: 'GET' } }],
+                      },
+                      { match: { prefix: '/' }, direct_response: { status: 404 } },
+                    ],
+                  },
+                ],
+              },
+              http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' } }],
+            },
+          },
+        ],
+      },
+    ],
+  };
+}
+
+function adminCluster(address: string, port: number): Record<string, unknown> {
+  return {
+    name: ADMIN_CLUSTER,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: { cluster_name: ADMIN_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: port } } } }] }] },
+  };
+}
 
 /** Stats Envoy creates: everything outside `cluster.`, the clusters Tessera does not
  *  judge (inbound, xDS, passthrough) whole, and of each outbound cluster only what
@@ -126,6 +192,9 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
     tessera.inbound_capture_port = o.capture.inboundPort;
   }
   if (o.sds) tessera.sds = true;
+  const adminAddress = o.adminAddress ?? '127.0.0.1';
+  const stats = o.statsListener === false ? undefined : { address: o.statsListener?.address ?? '0.0.0.0', port: o.statsListener?.port ?? DEFAULT_STATS_PORT };
+  if (stats && o.adminPort === 0) throw new Error('the stats listener forwards to the Envoy admin port, which must be fixed (not 0); or turn the stats listener off');
   const ads = { ads: {}, resource_api_version: 'V3' };
   return {
     node: { id: o.nodeId, cluster: o.service ?? 'outbound-only', metadata: { tessera }, ...(o.zone ? { locality: { zone: o.zone } } : {}) },
@@ -140,6 +209,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       lds_config: ads,
     },
     static_resources: {
+      ...(stats ? { listeners: [statsListener(stats.address, stats.port)] } : {}),
       clusters: [
         {
           name: XDS_CLUSTER,
@@ -170,10 +240,12 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
               },
             ]
           : []),
+        // A wildcard admin address is reached on loopback.
+        ...(stats ? [adminCluster(adminAddress === '0.0.0.0' || adminAddress === '::' ? '127.0.0.1' : adminAddress, o.adminPort)] : []),
       ],
     },
     admin: {
-      address: { socket_address: { address: o.adminAddress ?? '127.0.0.1', port_value: o.adminPort } },
+      address: { socket_address: { address: adminAddress, port_value: o.adminPort } },
     },
     stats_sinks: statsSinks(),
     stats_flush_interval: seconds(o.statsFlushIntervalMs ?? DEFAULT_STATS_FLUSH_INTERVAL_MS),
@@ -189,6 +261,18 @@ export function parseXdsAddresses(value: string): { host: string; port: number }
     if (!m || port < 1 || port > 65535) throw new Error(`--xds expects HOST:PORT[,HOST:PORT…], got ${JSON.stringify(part)}`);
     return { host: m[1].replace(/^\[|\]$/g, ''), port };
   });
+}
+
+/** `--stats-port`: a port, or `0`/`none` for no stats listener; default 15090. */
+export function parseStatsPort(raw: string | undefined, what: string, errors: string[]): number | undefined {
+  if (raw === undefined) return DEFAULT_STATS_PORT;
+  if (raw === '0' || raw === 'none') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    errors.push(`${what} must be a port number, or 0 or none to turn the stats listener off, got ${JSON.stringify(raw)}`);
+    return undefined;
+  }
+  return n;
 }
 
 /** A bootstrap for proxyless gRPC clients (GRPC_XDS_BOOTSTRAP / GRPC_XDS_BOOTSTRAP_CONFIG). */

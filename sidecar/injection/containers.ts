@@ -86,6 +86,8 @@ export function proxyContainer(settings: PodSettings, probes: Record<string, App
     ports: [
       { name: 'tessera-status', containerPort: PORTS.status, protocol: 'TCP' },
       { name: 'tessera-probes', containerPort: PORTS.probes, protocol: 'TCP' },
+      // Istio's name for its 15090, which ServiceMonitors and dashboards select on.
+      { name: 'http-envoy-prom', containerPort: PORTS.stats, protocol: 'TCP' },
     ],
     // As a native sidecar, this probe gates the containers after it: the app starts only
     // once Envoy has its config and certificate. Up to 10 minutes, checked every second.

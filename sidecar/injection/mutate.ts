@@ -3,7 +3,19 @@
 import { InjectionError, type Problem } from './errors.ts';
 import { initContainer, proxyContainer, TOKEN_VOLUME, tokenVolume, type ProxyOptions } from './containers.ts';
 import type { Container, PodTemplate } from './kube-types.ts';
-import { ANNOTATIONS, INIT_CONTAINER, INJECT_LABEL, INJECT_LABEL_DISABLED, INJECT_LABEL_ENABLED, PROXY_CONTAINER, SYSTEM_NAMESPACES, TESSERA_VERSION } from './names.ts';
+import {
+  ANNOTATIONS,
+  INIT_CONTAINER,
+  INJECT_LABEL,
+  INJECT_LABEL_DISABLED,
+  INJECT_LABEL_ENABLED,
+  PORTS,
+  PROMETHEUS_ANNOTATIONS,
+  PROXY_CONTAINER,
+  STATS_PATH,
+  SYSTEM_NAMESPACES,
+  TESSERA_VERSION,
+} from './names.ts';
 import { rewriteProbes } from './probes.ts';
 import { annotationPath, parseSettings } from './settings.ts';
 
@@ -96,6 +108,14 @@ export function injectPodTemplate(original: PodTemplate, context: PodContext, op
   if (!settings.nativeSidecar && !template.metadata.annotations['kubectl.kubernetes.io/default-container']) {
     // The proxy is now the first container: keep `kubectl logs/exec` pointing at the app.
     template.metadata.annotations['kubectl.kubernetes.io/default-container'] = original.spec.containers[0]?.name ?? '';
+  }
+  const scrape = Object.values(PROMETHEUS_ANNOTATIONS);
+  if (!scrape.some((name) => template.metadata!.annotations![name] !== undefined)) {
+    // Prometheus scrapes the proxy's stats listener; a pod that names its own scrape
+    // target (its app's metrics) keeps it: the three annotations describe one target.
+    template.metadata.annotations[PROMETHEUS_ANNOTATIONS.scrape] = 'true';
+    template.metadata.annotations[PROMETHEUS_ANNOTATIONS.port] = String(PORTS.stats);
+    template.metadata.annotations[PROMETHEUS_ANNOTATIONS.path] = STATS_PATH;
   }
   template.metadata.annotations[ANNOTATIONS.status] = JSON.stringify(result);
   return { injected: true, template, status: result };

@@ -28,6 +28,17 @@ export const PORTS = {
   inboundCapture: 15006,
   probes: 15020, // the agent runs the app's rewritten probes here
   status: 15021, // the agent's /ready
+  stats: 15090, // Envoy's read-only Prometheus stats listener (GET /stats/prometheus only)
+} as const;
+
+/** What the stats listener serves (sidecar/bootstrap/bootstrap.ts STATS_PATH). */
+export const STATS_PATH = '/stats/prometheus';
+
+/** The conventional scrape annotations (Prometheus' kubernetes_sd relabeling examples). */
+export const PROMETHEUS_ANNOTATIONS = {
+  scrape: 'prometheus.io/scrape',
+  port: 'prometheus.io/port',
+  path: 'prometheus.io/path',
 } as const;
 
 export const PROXY_UID = 1337;

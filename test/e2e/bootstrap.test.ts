@@ -51,6 +51,24 @@ test('bootstrap flags that do not fit are refused with the reason and exit code 
   t.regex(half.stderr, /--inbound-port and --app-port go together/);
 });
 
+test('--stats-port moves the Prometheus stats listener, none leaves it out, and a bad value is refused', async (t) => {
+  const statsListener = (stdout: string) => (JSON.parse(stdout).static_resources.listeners ?? []).find((l: any) => l.name === 'tessera_prometheus_stats');
+  const byDefault = await tessera(['bootstrap', '--node-id', 'n']);
+  t.is(byDefault.code, 0, byDefault.stderr);
+  t.deepEqual(statsListener(byDefault.stdout).address, { socket_address: { address: '0.0.0.0', port_value: 15090 } });
+  const moved = await tessera(['bootstrap', '--node-id', 'n', '--stats-port', '9102']);
+  t.is(statsListener(moved.stdout).address.socket_address.port_value, 9102);
+  const off = await tessera(['bootstrap', '--node-id', 'n', '--stats-port', 'none']);
+  t.is(off.code, 0, off.stderr);
+  t.is(statsListener(off.stdout), undefined);
+  const bad = await tessera(['bootstrap', '--node-id', 'n', '--stats-port', '99999']);
+  t.is(bad.code, 2);
+  t.regex(bad.stderr, /--stats-port \(or TESSERA_STATS_PORT\) must be a port number, or 0 or none/);
+  const grpc = await tessera(['bootstrap', '--grpc', '--node-id', 'n', '--stats-port', '9102']);
+  t.is(grpc.code, 2);
+  t.regex(grpc.stderr, /--stats-port.*not a --grpc client/);
+});
+
 test('an unknown command names itself and prints the usage', async (t) => {
   const out = await tessera(['frobnicate']);
   t.is(out.code, 2);

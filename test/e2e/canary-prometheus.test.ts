@@ -1,6 +1,6 @@
 // A Canary judged through a real Prometheus: a real Envoy client sidecar under steady
 // load, the demo HTTP service as stable (reviews-v1) and canary (reviews-v2), a real
-// Prometheus scraping that sidecar's admin /stats/prometheus every second, and the
+// Prometheus scraping that sidecar's stats listener (GET /stats/prometheus) every second, and the
 // control plane as a process asking that Prometheus for the numbers of each interval.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,21 +34,21 @@ function canaryYaml(prometheus: string, analysis: string, queries = '') {
 ${queries}`);
 }
 
-/** Prometheus first (it scrapes the sidecar's admin port, picked up front), then the
+/** Prometheus first (it scrapes the sidecar's stats listener, its port picked up front), then the
  *  control plane with the Canary pointing at it, then the sidecar. */
 async function mesh(t: ExecutionContext, opts: { analysis: string; v2?: DemoBehaviour; queries?: string }) {
-  const [v1Port, v2Port, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const [v1Port, v2Port, statsPort] = [await freePort(), await freePort(), await freePort()];
   const servers = [await startHttpService('reviews-v1', v1Port), await startHttpService('reviews-v2', v2Port, '127.0.0.1', opts.v2)];
   t.teardown(() => {
     for (const s of servers) s.close();
   });
-  const prometheus = await startPrometheus(t, { targets: [`127.0.0.1:${adminPort}`], scrapeIntervalSeconds: 1 });
+  const prometheus = await startPrometheus(t, { targets: [`127.0.0.1:${statsPort}`], scrapeIntervalSeconds: 1 });
   const dir = tempDir(t);
   const files = [REVIEWS, serviceWithInstance('reviews-v1', { port: 9080, targetPort: v1Port }), serviceWithInstance('reviews-v2', { port: 9080, targetPort: v2Port })];
   fs.writeFileSync(path.join(dir, 'services.yaml'), files.join('---\n'));
   fs.writeFileSync(path.join(dir, 'canary.yaml'), canaryYaml(prometheus.address, opts.analysis, opts.queries));
   const cp = await startControlPlaneProcess(t, { configDir: dir });
-  const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'sotw', service: 'productpage', statsFlushIntervalMs: 1000, adminPort });
+  const envoy = await startEnvoy(t, { xdsPorts: [cp.xdsPort], mode: 'sotw', service: 'productpage', statsFlushIntervalMs: 1000, statsPort });
   await waitFor('reviews to be routed', async () => Object.keys(await tally(envoy.outboundPort, 'reviews', 4)).every((k) => k.startsWith('reviews-v')), 20_000);
   await prometheus.targetsUp();
   return { cp, envoy, prometheus };

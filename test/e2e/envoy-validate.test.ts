@@ -11,6 +11,7 @@ import { loadConfigDir } from '../../control-plane/config/load.ts';
 import { findEnvoy } from '../../sidecar/agent/envoy.ts';
 import { repoRoot } from '../support/mesh.ts';
 import { encodeBootstrap, staticBootstrap } from '../support/static-bootstrap.ts';
+import { envoyBootstrap, STATS_LISTENER } from '../../sidecar/bootstrap/bootstrap.ts';
 
 const envoy = findEnvoy();
 // The example mesh, as its frontend sidecar (outbound and inbound) sees it.
@@ -72,6 +73,38 @@ for (const c of cases) {
       encoding: 'utf8',
       timeout: 60_000,
     });
+    if (result.status !== 0) t.log(`envoy stderr:\n${result.stderr}\nstdout:\n${result.stdout}`);
+    t.is(result.status, 0, `envoy --mode validate exited with ${result.status ?? result.signal}`);
+  });
+}
+
+// The sidecar's own bootstrap (`tessera bootstrap`, what the agent writes), with its
+// static Prometheus stats listener and admin cluster, and without them.
+const sidecarBootstraps = [
+  { name: 'with the stats listener (default)', statsListener: undefined },
+  { name: 'with the stats listener on another port, and SDS', statsListener: { address: '127.0.0.1', port: 19090 }, sds: { socketPath: '/tmp/tessera-validate-sds.sock' } },
+  { name: 'without the stats listener', statsListener: false as const },
+];
+for (const c of sidecarBootstraps) {
+  const run = envoy ? test : test.skip;
+  run(`the sidecar bootstrap ${c.name}: Envoy accepts it`, (t) => {
+    const bootstrap = envoyBootstrap({
+      nodeId: 'validate',
+      service: 'reviews',
+      xds: [{ host: '127.0.0.1', port: 18000 }],
+      mode: 'delta',
+      adminPort: 15000,
+      outbound: { address: '127.0.0.1', port: 15001 },
+      statsListener: c.statsListener,
+      sds: c.sds,
+    });
+    t.is(JSON.stringify(bootstrap).includes(STATS_LISTENER), c.statsListener !== false);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-validate-'));
+    t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+    // The proto3 JSON file the agent gives Envoy; Envoy refuses unknown fields in it.
+    const file = path.join(dir, 'bootstrap.json');
+    fs.writeFileSync(file, JSON.stringify(bootstrap));
+    const result = spawnSync(envoy!, ['--mode', 'validate', '-c', file, '--base-id', String(nextBaseId++), '--log-level', 'warn'], { encoding: 'utf8', timeout: 60_000 });
     if (result.status !== 0) t.log(`envoy stderr:\n${result.stderr}\nstdout:\n${result.stdout}`);
     t.is(result.status, 0, `envoy --mode validate exited with ${result.status ?? result.signal}`);
   });

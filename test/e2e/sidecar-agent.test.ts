@@ -147,6 +147,63 @@ envoyTest.serial('the app probes on the probe port come from the app; Envoy kill
   t.pass();
 });
 
+envoyTest.serial('the stats port serves Envoy\'s Prometheus text to GET /stats/prometheus and refuses the writable admin paths; Envoy keeps running', async (t) => {
+  if (!requireEnvoy(t)) return;
+  const cp = await meshWithApi(t);
+  const side = await startSidecar(t, { service: 'client', appPort: await freePort(), inbound: false, controlPlane: cp, extraArgs: ['--no-register', '--health-check', 'none'] });
+  await side.waitReady();
+  const { envoyPid } = await side.status();
+
+  const scrape = await request(`${side.statsUrl}/stats/prometheus`);
+  const text = await scrape.body.text();
+  t.is(scrape.statusCode, 200);
+  t.regex(String(scrape.headers['content-type']), /^text\/plain/);
+  t.regex(text, /^envoy_server_live(\{[^}]*\})? 1$/m, 'Envoy\'s own Prometheus text');
+  t.regex(text, /# TYPE envoy_cluster_manager_cds_update_success counter/);
+  const usedOnly = await request(`${side.statsUrl}/stats/prometheus?usedonly`);
+  t.is(usedOnly.statusCode, 200, 'a query string passes');
+  t.regex(await usedOnly.body.text(), /envoy_server_/);
+
+  // Everything else is answered by the listener itself: 404 for other paths, 405 for
+  // another method on the stats path; none of it reaches the admin interface.
+  const refused: [string, string, number][] = [
+    ['POST', '/quitquitquit', 404],
+    ['GET', '/quitquitquit', 404],
+    ['POST', '/drain_listeners?graceful', 404],
+    ['POST', '/runtime_modify?upstream.use_http2=false', 404],
+    ['POST', '/healthcheck/fail', 404],
+    ['GET', '/config_dump', 404],
+    ['GET', '/clusters', 404],
+    ['GET', '/', 404],
+    ['GET', '/stats', 404],
+    ['GET', '/stats/prometheus/../../config_dump', 404],
+    ['GET', '/stats/prometheus%2F..%2F..%2Fconfig_dump', 404],
+    ['POST', '/stats/prometheus', 405],
+    ['PUT', '/stats/prometheus', 405],
+    ['DELETE', '/stats/prometheus', 405],
+  ];
+  for (const [method, path, status] of refused) {
+    const res = await request(`${side.statsUrl}${path}`, { method: method as 'GET' });
+    const body = await res.body.text();
+    t.is(res.statusCode, status, `${method} ${path}`);
+    t.notRegex(body, /configs|envoy_server|OK/, `${method} ${path} answered from the admin interface`);
+    if (status === 405) t.is(res.headers.allow, 'GET');
+  }
+
+  // Envoy is still up, the same process, and its admin (loopback) still answers.
+  const adminReady = await request(`${side.adminUrl}/ready`);
+  t.is(adminReady.statusCode, 200);
+  t.is((await adminReady.body.text()).trim(), 'LIVE');
+  t.is(await side.readyStatus(), 200);
+  const after = await side.status();
+  t.is(after.envoyPid, envoyPid);
+  t.is(after.envoyRestarts, 0);
+  const again = await request(`${side.statsUrl}/stats/prometheus`);
+  t.is(again.statusCode, 200);
+  // Our scrapes went through the stats listener's HCM, not around it.
+  t.regex(await again.body.text(), /envoy_http_downstream_rq_xx\{envoy_response_code_class="4",envoy_http_conn_manager_prefix="tessera_prometheus_stats"\} [1-9]/);
+});
+
 test('bad flags are refused with every mistake named and exit code 2', async (t) => {
   const { spawnSync } = await import('node:child_process');
   const { tesseraBin } = await import('../support/mesh.ts');

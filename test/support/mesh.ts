@@ -142,6 +142,8 @@ export async function startEnvoy(
     /** Envoy runtime keys (a static layer), e.g. to make one Envoy differ from another. */
     runtime?: Record<string, unknown>;
     statsFlushIntervalMs?: number;
+    /** The read-only Prometheus stats listener, on 127.0.0.1 (default: none). */
+    statsPort?: number;
   },
 ): Promise<EnvoyProcess> {
   const adminPort = opts.adminPort ?? (await freePort());
@@ -155,6 +157,8 @@ export async function startEnvoy(
     adminPort,
     zone: opts.zone,
     statsFlushIntervalMs: opts.statsFlushIntervalMs,
+    // Many Envoys share this host: none takes the stats listener's fixed port.
+    statsListener: opts.statsPort ? { address: '127.0.0.1', port: opts.statsPort } : false,
     outbound: { address: '127.0.0.1', port: outboundPort },
     inbound: opts.inbound && { address: '127.0.0.1', port: opts.inbound.port, appPort: opts.inbound.appPort, appAddress: '127.0.0.1' },
   });

@@ -1,6 +1,6 @@
 // A real Prometheus server (Debian's `prometheus` package) for end-to-end tests: its own
 // config and TSDB in a temp dir, on a free port of 127.0.0.1, scraping the given
-// Envoy admin endpoints' /stats/prometheus; killed by PID at teardown.
+// Envoy stats listeners' /stats/prometheus; killed by PID at teardown.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
@@ -31,7 +31,7 @@ export interface PrometheusProcess {
   targetsUp: (timeoutMs?: number) => Promise<void>;
 }
 
-/** Starts Prometheus scraping each `HOST:PORT` admin endpoint's /stats/prometheus every
+/** Starts Prometheus scraping each `HOST:PORT` stats listener's /stats/prometheus every
  *  `scrapeIntervalSeconds` (the targets may start later: see targetsUp). */
 export async function startPrometheus(t: ExecutionContext, opts: { targets: string[]; scrapeIntervalSeconds?: number }): Promise<PrometheusProcess> {
   const dir = tempDir(t, 'tessera-prometheus-');

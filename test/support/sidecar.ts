@@ -9,6 +9,8 @@ export interface SidecarProcess {
   statusUrl: string;
   probeUrl: string;
   adminUrl: string;
+  /** The read-only Prometheus stats listener (--stats-port, on a free port). */
+  statsUrl: string;
   outboundPort: number;
   inboundPort?: number;
   instanceId: string;
@@ -31,7 +33,7 @@ export async function startSidecar(
     env?: NodeJS.ProcessEnv;
   },
 ): Promise<SidecarProcess> {
-  const [adminPort, statusPort, probePort, outboundPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [adminPort, statusPort, probePort, outboundPort, statsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   const inboundPort = opts.inbound === false ? undefined : await freePort();
   const instanceId = opts.instanceId ?? `${opts.service}-${inboundPort ?? opts.appPort}`;
   const args = [
@@ -46,6 +48,7 @@ export async function startSidecar(
     '--status-port', String(statusPort),
     '--probe-port', String(probePort),
     '--outbound-port', String(outboundPort),
+    '--stats-port', String(statsPort),
     ...(inboundPort ? ['--inbound-port', String(inboundPort)] : []),
     ...(opts.extraArgs ?? []),
   ];
@@ -72,6 +75,7 @@ export async function startSidecar(
     statusUrl,
     probeUrl: `http://127.0.0.1:${probePort}`,
     adminUrl: `http://127.0.0.1:${adminPort}`,
+    statsUrl: `http://127.0.0.1:${statsPort}`,
     outboundPort,
     inboundPort,
     instanceId,

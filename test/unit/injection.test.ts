@@ -50,6 +50,33 @@ test('the proxy is a native sidecar after tessera-init and before the user init 
   t.deepEqual(proxy.args, ['sidecar']);
 });
 
+test('the proxy declares the stats port 15090 and the pod gets the prometheus.io scrape annotations for it', (t) => {
+  const out = injected(pod());
+  const proxy = out.spec.initContainers![1];
+  t.deepEqual(proxy.ports?.find((p) => p.containerPort === 15090), { name: 'http-envoy-prom', containerPort: 15090, protocol: 'TCP' });
+  t.like(out.metadata!.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '15090', 'prometheus.io/path': '/stats/prometheus' });
+  const legacy = injected(pod(), { ...options, legacySidecar: true });
+  t.truthy(legacy.spec.containers[0].ports?.some((p) => p.containerPort === 15090 && p.name === 'http-envoy-prom'));
+  t.is(legacy.metadata!.annotations!['prometheus.io/port'], '15090');
+});
+
+test('a pod that names its own Prometheus scrape target keeps it: none of the three annotations is added or changed', (t) => {
+  const own = injected(pod({}, { annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9100' } }));
+  const annotations = own.metadata!.annotations!;
+  t.is(annotations['prometheus.io/scrape'], 'true');
+  t.is(annotations['prometheus.io/port'], '9100');
+  t.false('prometheus.io/path' in annotations);
+  const off = injected(pod({}, { annotations: { 'prometheus.io/scrape': 'false' } }));
+  t.is(off.metadata!.annotations!['prometheus.io/scrape'], 'false');
+  t.false('prometheus.io/port' in off.metadata!.annotations!);
+});
+
+test('an app container declaring 15090 is refused: the stats listener owns it', (t) => {
+  const problems = problemsOf(() => injectPodTemplate(pod({ ports: [{ containerPort: 15090 }] }), ctx, options));
+  t.deepEqual(problems.map((p) => p.path), ['spec.containers[0].ports[0].containerPort']);
+  t.regex(problems[0].message, /port 15090 is reserved by the Tessera sidecar/);
+});
+
 test('tessera-init runs tessera capture with NET_ADMIN and NET_RAW only, from the annotations', (t) => {
   const out = injected(pod({}, { annotations: { 'tessera.dev/exclude-outbound-ports': '5432, 6379', 'tessera.dev/exclude-outbound-ip-ranges': '10.0.0.0/8,fd00::/8', 'tessera.dev/inbound-ports': '9080,9090' } }));
   const init = out.spec.initContainers![0];

@@ -25,6 +25,7 @@ test('capture rules: outbound goes to 15001 except the proxy uid/gid, loopback, 
     '-p tcp --dport 15000 -j RETURN',
     '-p tcp --dport 15020 -j RETURN',
     '-p tcp --dport 15021 -j RETURN',
+    '-p tcp --dport 15090 -j RETURN',
     '-p tcp --dport 5432 -j RETURN',
     '-d 10.96.0.0/12 -j RETURN',
   ]) {
@@ -38,9 +39,9 @@ test('capture rules: inbound * redirects every port to 15006 but the proxy ports
   t.true(all.includes('-A TESSERA_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006'));
   const inbound = all.filter((r) => r.startsWith('-A TESSERA_INBOUND'));
   t.is(inbound.at(-1), '-A TESSERA_INBOUND -p tcp -j TESSERA_IN_REDIRECT');
-  for (const port of [15000, 15001, 15006, 15020, 15021, 22]) t.true(inbound.includes(`-A TESSERA_INBOUND -p tcp --dport ${port} -j RETURN`), String(port));
+  for (const port of [15000, 15001, 15006, 15020, 15021, 15090, 22]) t.true(inbound.includes(`-A TESSERA_INBOUND -p tcp --dport ${port} -j RETURN`), String(port));
 
-  const listed = captureRules({ ...DEFAULT_CAPTURE, inboundPorts: [9080, 15021] }).map(rule).filter((r) => r.startsWith('-A TESSERA_INBOUND'));
+  const listed = captureRules({ ...DEFAULT_CAPTURE, inboundPorts: [9080, 15021, 15090] }).map(rule).filter((r) => r.startsWith('-A TESSERA_INBOUND'));
   t.deepEqual(listed, ['-A TESSERA_INBOUND -p tcp --dport 9080 -j TESSERA_IN_REDIRECT'], 'an always-excluded port stays excluded');
   const none = captureRules({ ...DEFAULT_CAPTURE, inboundPorts: [] }).map(rule);
   t.false(none.some((r) => r.includes('PREROUTING')), 'no inbound ports: no inbound capture');
@@ -59,6 +60,23 @@ test('sidecar options: flags win over the TESSERA_* environment the injector set
   t.deepEqual([o.statusPort, o.probePort, o.adminPort, o.outboundPort], [15021, 15020, 15000, 15001]);
   t.deepEqual(o.healthCheck, { tcp: true });
   t.is(o.capture, undefined);
+});
+
+test('sidecar options: the stats listener is on 15090 unless --stats-port (or TESSERA_STATS_PORT) moves it or 0/none turns it off', (t) => {
+  const args = ['--service', 'a', '--app-port', '8080'];
+  t.is(parseSidecarArgs(args, {}).statsPort, 15090);
+  t.is(parseSidecarArgs([...args, '--stats-port', '9102'], {}).statsPort, 9102);
+  t.is(parseSidecarArgs(args, { TESSERA_STATS_PORT: '9103' }).statsPort, 9103);
+  t.is(parseSidecarArgs([...args, '--stats-port', '9102'], { TESSERA_STATS_PORT: '9103' }).statsPort, 9102, 'the flag wins');
+  t.is(parseSidecarArgs([...args, '--stats-port', '0'], {}).statsPort, undefined);
+  t.is(parseSidecarArgs([...args, '--stats-port', 'none'], {}).statsPort, undefined);
+  const err = t.throws(() => parseSidecarArgs([...args, '--stats-port', 'prometheus'], {}), { instanceOf: AgentConfigError });
+  t.regex(err!.message, /--stats-port \(or TESSERA_STATS_PORT\) must be a port number, or 0 or none to turn the stats listener off, got "prometheus"/);
+  // With capture, a moved stats port is left out of the inbound redirect like 15090 is.
+  const captured = parseSidecarArgs([...args, '--capture', '--stats-port', '9102'], {});
+  t.deepEqual(captured.capture?.excludeInboundPorts, [9102]);
+  t.true(captureRules(captured.capture!).map(rule).includes('-A TESSERA_INBOUND -p tcp --dport 9102 -j RETURN'));
+  t.deepEqual(parseSidecarArgs([...args, '--capture'], {}).capture?.excludeInboundPorts, [], '15090 is always excluded already');
 });
 
 test('sidecar options: --capture takes the capture flags and TESSERA_INBOUND_PORTS; capture flags without it are an error', (t) => {

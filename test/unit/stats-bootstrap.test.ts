@@ -1,8 +1,9 @@
 // The sidecar bootstrap streams stats to the control plane: sink, flush interval and
-// the stats_matcher that keeps the messages small; and the flags that set the interval.
+// the stats_matcher that keeps the messages small; the flags that set the interval; and
+// the read-only Prometheus stats listener (15090) beside the writable admin port.
 import test from 'ava';
 import { RE2 } from 're2-wasm';
-import { DEFAULT_STATS_FLUSH_INTERVAL_MS, envoyBootstrap, STATS_INCLUSION, XDS_CLUSTER } from '../../sidecar/bootstrap/bootstrap.ts';
+import { ADMIN_CLUSTER, DEFAULT_STATS_FLUSH_INTERVAL_MS, envoyBootstrap, STATS_INCLUSION, STATS_LISTENER, XDS_CLUSTER } from '../../sidecar/bootstrap/bootstrap.ts';
 import { AgentConfigError, parseSidecarArgs } from '../../sidecar/agent/options.ts';
 
 const base = { nodeId: 'n1', service: 'reviews', xds: [{ host: '127.0.0.1', port: 18000 }], mode: 'sotw' as const, adminPort: 15000, outbound: { address: '127.0.0.1', port: 15001 } };
@@ -62,4 +63,57 @@ test('--stats-flush-interval (or TESSERA_STATS_FLUSH_INTERVAL) sets the interval
   t.is(parseSidecarArgs(args, {}).statsFlushIntervalMs, undefined);
   const err = t.throws(() => parseSidecarArgs([...args, '--stats-flush-interval', '5'], {}), { instanceOf: AgentConfigError });
   t.regex(err!.message, /--stats-flush-interval \(or TESSERA_STATS_FLUSH_INTERVAL\) must be a duration from 100ms to 1h, got "5"/);
+});
+
+const statsListenerOf = (b: Record<string, any>) => (b.static_resources.listeners ?? []).find((l: any) => l.name === STATS_LISTENER);
+
+test('the stats listener is there by default, on 0.0.0.0:15090, and routes to a cluster of the admin address', (t) => {
+  const b = envoyBootstrap(base) as Record<string, any>;
+  const listener = statsListenerOf(b);
+  t.truthy(listener);
+  t.deepEqual(listener.address, { socket_address: { address: '0.0.0.0', port_value: 15090 } });
+  t.deepEqual(b.static_resources.listeners.map((l: any) => l.name), [STATS_LISTENER], 'the only static listener');
+  const admin = b.static_resources.clusters.find((c: any) => c.name === ADMIN_CLUSTER);
+  t.deepEqual(admin.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address, { socket_address: { address: '127.0.0.1', port_value: 15000 } });
+  t.deepEqual(b.admin.address, { socket_address: { address: '127.0.0.1', port_value: 15000 } }, 'admin stays on loopback');
+
+  const moved = envoyBootstrap({ ...base, adminPort: 15500, statsListener: { address: '127.0.0.1', port: 9102 } }) as Record<string, any>;
+  t.deepEqual(statsListenerOf(moved).address, { socket_address: { address: '127.0.0.1', port_value: 9102 } });
+  t.is(moved.static_resources.clusters.find((c: any) => c.name === ADMIN_CLUSTER).load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.port_value, 15500);
+});
+
+test('statsListener: false leaves out the listener and the admin cluster', (t) => {
+  const b = envoyBootstrap({ ...base, statsListener: false }) as Record<string, any>;
+  t.is(b.static_resources.listeners, undefined);
+  t.false(b.static_resources.clusters.some((c: any) => c.name === ADMIN_CLUSTER));
+  t.throws(() => envoyBootstrap({ ...base, adminPort: 0 }), { message: /admin port, which must be fixed/ });
+});
+
+test('the stats listener forwards only GET /stats/prometheus; the rest is answered 405 or 404 by Envoy itself', (t) => {
+  const hcm = statsListenerOf(envoyBootstrap(base) as Record<string, any>).filter_chains[0].filters[0].typed_config;
+  t.is(hcm.rds, undefined, 'an inline route config, nothing the control plane can change');
+  t.deepEqual(hcm.http_filters.map((f: any) => f.name), ['envoy.filters.http.router']);
+  const { virtual_hosts } = hcm.route_config;
+  t.is(virtual_hosts.length, 1);
+  const routes = virtual_hosts[0].routes;
+  const forwarding = routes.filter((r: any) => r.route);
+  t.is(forwarding.length, 1, 'one route goes upstream');
+  // `path` is an exact match on the path without its query string (?usedonly passes).
+  t.deepEqual(forwarding[0].match, { path: '/stats/prometheus', headers: [{ name: ':method', string_match: { exact: 'GET' } }] });
+  t.is(forwarding[0].route.cluster, ADMIN_CLUSTER);
+  t.deepEqual(routes.slice(1).map((r: any) => [r.match, r.direct_response?.status]), [
+    [{ path: '/stats/prometheus' }, 405],
+    [{ prefix: '/' }, 404],
+  ]);
+  // Nothing else in the bootstrap routes to the admin cluster.
+  const b = envoyBootstrap(base);
+  t.is(JSON.stringify(b).split(`"cluster":"${ADMIN_CLUSTER}"`).length - 1, 1);
+});
+
+test('--stats-port sets the port; 0 and none turn the listener off', (t) => {
+  const args = ['--service', 'a', '--app-port', '8080'];
+  t.is(parseSidecarArgs([...args, '--stats-port', '9102'], {}).statsPort, 9102);
+  t.is(parseSidecarArgs([...args, '--stats-port', 'none'], {}).statsPort, undefined);
+  t.is(parseSidecarArgs([...args, '--stats-port', '0'], {}).statsPort, undefined);
+  t.is(parseSidecarArgs(args, {}).statsPort, 15090);
 });
