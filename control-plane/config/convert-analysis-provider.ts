@@ -40,11 +40,12 @@ export function analysisProvider(analysis: Spec, fail: Fail): { prometheus: Prom
   for (const field of ['successRateQuery', 'latencyP99Query'] as const) {
     const template = p[field] as string | undefined;
     if (template === undefined) continue;
-    const unknown = templatePlaceholders(template).filter((name) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name));
+    const placeholders = templatePlaceholders(template);
+    const unknown = placeholders.filter((name) => !(TEMPLATE_PLACEHOLDERS as readonly string[]).includes(name));
     if (unknown.length > 0) {
       fail([...at, field], `analysis.provider.prometheus.${field} has ${unknown.map((n) => `{{${n}}}`).join(', ')}: only ${TEMPLATE_PLACEHOLDERS.map((n) => `{{${n}}}`).join(', ')} are filled in`);
     }
-    if (!templatePlaceholders(template).includes('backend')) {
+    if (!placeholders.includes('backend')) {
       fail([...at, field], `analysis.provider.prometheus.${field} has no {{backend}}: the same query would judge the canary and stable alike`);
     }
     queries[field] = template;

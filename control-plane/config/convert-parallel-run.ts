@@ -2,13 +2,11 @@
 // `analysis.maxMismatchPercent` for ParallelRun; `steps`, `match`, `mirror`,
 // `iterations`, `successRate`, `latencyP99` and `analysis.provider` for Canary and BlueGreen. A field of the other strategy is refused at its line
 // rather than ignored.
-import type { CanarySpec } from '../model/types.ts';
+import { PARALLEL_RUN_DEFAULTS, type CanarySpec } from '../model/types.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: the spec is checked against its JSON schema (ajv) before conversion
 type Spec = Record<string, any>;
 type Fail = (at: (string | number)[], message: string) => void;
-
-export const PARALLEL_RUN_DEFAULTS = { methods: ['GET', 'HEAD', 'OPTIONS'], headers: ['content-type'], percent: 100 };
 
 /** Checks the strategy's own fields; returns the ParallelRun settings for that strategy.
  *  (The fields of strategies Canary and BlueGreen among themselves are checked by
@@ -41,7 +39,7 @@ export function strategyFields(strategy: 'Canary' | 'BlueGreen' | 'ParallelRun',
   const p = s.parallelRun ?? {};
   return {
     parallelRun: {
-      methods: p.methods ?? PARALLEL_RUN_DEFAULTS.methods,
+      methods: p.methods ?? [...PARALLEL_RUN_DEFAULTS.methods],
       headers: (p.headers ?? PARALLEL_RUN_DEFAULTS.headers).map((h: string) => h.toLowerCase()),
       percent: p.percent ?? PARALLEL_RUN_DEFAULTS.percent,
     },

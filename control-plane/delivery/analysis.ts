@@ -4,7 +4,16 @@
 // data is flagger#1035).
 import type { CanarySpec } from '../model/types.ts';
 import { percentileMs, type Totals } from '../telemetry/traffic.ts';
-import type { Measured } from './prometheus.ts';
+
+/** The numbers an analysis judges, whoever measured them (the sidecars, a Prometheus). */
+export interface Measured {
+  requests: number;
+  errors5xx: number;
+  p99Ms: number | null;
+  /** A success rate measured by a query of its own (successRateQuery), in percent; null
+   *  when that query gave no sample. Absent: computed from requests and 5xx. */
+  successRate?: number | null;
+}
 
 export interface Analysis {
   result: 'passed' | 'failed' | 'waiting';

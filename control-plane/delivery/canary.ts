@@ -5,17 +5,17 @@
 // mode the canary gets only test traffic (matching requests or a mirror) while it is
 // judged, and all traffic at once after `iterations` passing intervals. A ParallelRun
 // mirrors the target's requests to the comparator and is judged by how often the
-// candidate's answers differ (parallel-run.ts). Its state lives in the registry's store, so a restarted control plane resumes each Canary at its step.
-// A Canary with `analysis.provider.prometheus` is judged from the user's Prometheus
+// candidate's answers differ (parallel-run.ts). Its state lives in the registry's
+// store, so a restarted control plane resumes each Canary at its step. A Canary with `analysis.provider.prometheus` is judged from the user's Prometheus
 // instead (prometheus.ts): the queries run in the background, and a failed one makes
 // the interval wait with the reason, never fail or pass.
 import { createHash } from 'node:crypto';
-import type { CanarySpec, MeshModel, PrometheusProvider } from '../model/types.ts';
+import { PARALLEL_RUN_DEFAULTS, type CanarySpec, type MeshModel, type PrometheusProvider } from '../model/types.ts';
 import type { ServiceRef, Totals } from '../telemetry/traffic.ts';
-import { analyze, judgeMeasured, type Analysis } from './analysis.ts';
+import { analyze, judgeMeasured, type Analysis, type Measured } from './analysis.ts';
 import { applySplits, splitTakesEffect, type TrafficSplit } from './overlay.ts';
 import { comparing, judgeParallelRun, parallelRunTarget, type ParallelRunComparator, type ParallelRunStatus } from './parallel-run.ts';
-import { measureFromPrometheus, type Measured } from './prometheus.ts';
+import { measureFromPrometheus } from './prometheus.ts';
 
 export type CanaryPhase = 'Progressing' | 'Paused' | 'Promoted' | 'RolledBack';
 /** Weighted steps, header-matched A/B, BlueGreen (match or mirror), or a parallel run. */
@@ -84,7 +84,6 @@ const STATE_KIND = 'canaries';
 const keyOf = (c: { namespace: string; name: string }) => `${c.namespace}/${c.name}`;
 const modeOf = (spec: CanarySpec): CanaryMode => (spec.strategy === 'ParallelRun' ? 'ParallelRun' : (spec.test?.mode ?? 'Canary'));
 const open = (phase: CanaryPhase) => phase === 'Progressing' || phase === 'Paused';
-/** The weight a Canary starts with: its first step, or none for A/B and BlueGreen. */
 /** A weighted Canary starts at its first step; A/B, BlueGreen and a ParallelRun send the
  *  candidate no share of traffic until promoted. */
 const firstWeight = (spec: CanarySpec) => (spec.test || spec.strategy === 'ParallelRun' ? 0 : spec.steps[0]);
@@ -150,7 +149,7 @@ export class CanaryController {
       const split: TrafficSplit = { name: spec.name, namespace: spec.namespace, target: spec.target, stable: spec.stable, canary: spec.canary, canaryWeight: state.weight };
       // Test traffic only while the canary is judged: promoted it has 100%, rolled back none.
       if (spec.test && open(state.phase)) split.test = { match: spec.test.match, mirror: spec.test.mirror };
-      if (comparing(spec, current?.phase)) split.mirror = { percent: spec.parallelRun?.percent ?? 100 };
+      if (comparing(spec, current?.phase)) split.mirror = { percent: spec.parallelRun?.percent ?? PARALLEL_RUN_DEFAULTS.percent };
       return split;
     });
   }

@@ -9,6 +9,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { CertificateAuthority, WorkloadIdentity } from '../identity/ca.ts';
 import { COMPARATOR_WORKLOAD } from '../model/types.ts';
+import { uriSans } from './mirror-acceptance.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -73,10 +74,7 @@ export class ComparatorIdentity {
  *  of the Service's identities (there is no host name to check). */
 export function checkSpiffeIdentity(identities: string[]) {
   return (_host: string, cert: { subjectaltname?: string }): Error | undefined => {
-    const uris = (cert.subjectaltname ?? '')
-      .split(', ')
-      .filter((n) => n.startsWith('URI:'))
-      .map((n) => n.slice(4));
+    const uris = uriSans(cert.subjectaltname);
     return uris.some((u) => identities.includes(u)) ? undefined : new Error(`peer is ${uris.join(', ') || 'no SPIFFE identity'}, not one of ${identities.join(', ')}`);
   };
 }

@@ -3,7 +3,7 @@
 // dialled) and the address sidecars reach it at.
 import os from 'node:os';
 import { authorize, policiesFor, type AuthorizationRequest } from '../model/authorization.ts';
-import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshModel } from '../model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, serviceSpiffeIds, type Endpoint, type MeshModel } from '../model/types.ts';
 import { TLS_MODE_LABEL } from '../translate/tls.ts';
 import type { Instance, ParallelRunTarget } from './parallel-run.ts';
 
@@ -18,7 +18,7 @@ export function comparatorInstances(model: MeshModel | undefined, endpoints: End
   // As sidecars do (auto mTLS): mTLS to an instance whose sidecar has a certificate,
   // unless its Service is DISABLE; the peer must be one of the Service's identities.
   const trustDomain = model?.meshConfig?.trustDomain ?? DEFAULT_TRUST_DOMAIN;
-  const identities = (service?.serviceAccounts ?? [ref.service]).map((sa) => `spiffe://${trustDomain}/ns/${ref.namespace}/sa/${sa}`);
+  const identities = serviceSpiffeIds(trustDomain, service ?? { name: ref.service, namespace: ref.namespace });
   const disabled = model ? effectiveMtlsMode(model, ref.service, ref.namespace) === 'DISABLE' : false;
   const seen = new Set<string>();
   const out: Instance[] = [];

@@ -19,7 +19,7 @@ import type { TLSSocket } from 'node:tls';
 import client from 'prom-client';
 import { Agent, request } from 'undici';
 import type { AuthorizationRequest } from '../model/authorization.ts';
-import { DEFAULT_TRUST_DOMAIN, type CanarySpec } from '../model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, PARALLEL_RUN_DEFAULTS, type CanarySpec } from '../model/types.ts';
 import type { CanaryPhase, CanaryState, LastAnalysis } from './canary.ts';
 import { checkSpiffeIdentity, type ClientTls } from './comparator-identity.ts';
 import { Comparison, DEFAULT_COMPARATOR_LIMITS, routeKey, type Answer, type ComparisonReport } from './comparator.ts';
@@ -172,11 +172,10 @@ export class ComparatorServer {
   private tlsMaterial?: ClientTls;
   /** Drops with no run to charge them to (unknown host), and every drop, for /metrics. */
   readonly dropped: Partial<Record<DropReason, number>> = {};
-  comparedTotal = 0;
 
   constructor(private readonly deps: ComparatorDeps) {
     this.limits = { ...DEFAULT_COMPARATOR_SERVER_LIMITS, ...deps.limits };
-    this.agent = new Agent({ connections: 64, headersTimeout: this.limits.timeoutMs, bodyTimeout: this.limits.timeoutMs, keepAliveTimeout: 10_000 });
+    this.agent = new Agent(this.agentOptions());
   }
 
   /** The runs in progress; a new one, or one whose version changed, starts from
@@ -284,6 +283,11 @@ export class ComparatorServer {
     await Promise.all([this.agent, ...this.tlsAgents.values()].map((a) => a.close().catch(() => {})));
   }
 
+  /** How the comparator calls instances, in plaintext or mTLS: bounded by its timeout. */
+  private agentOptions(): Agent.Options {
+    return { connections: 64, headersTimeout: this.limits.timeoutMs, bodyTimeout: this.limits.timeoutMs, keepAliveTimeout: 10_000 };
+  }
+
   /** The TLS side serves the current certificate and trusts the current bundle; false
    *  while there is none. */
   private refreshServerTls(): boolean {
@@ -310,10 +314,7 @@ export class ComparatorServer {
     let agent = this.tlsAgents.get(key);
     if (!agent) {
       agent = new Agent({
-        connections: 64,
-        headersTimeout: this.limits.timeoutMs,
-        bodyTimeout: this.limits.timeoutMs,
-        keepAliveTimeout: 10_000,
+        ...this.agentOptions(),
         connect: { key: material.key, cert: material.cert, ca: material.ca, rejectUnauthorized: true, checkServerIdentity: checkSpiffeIdentity(identities) },
       });
       this.tlsAgents.set(key, agent);
@@ -466,7 +467,6 @@ export class ComparatorServer {
     // The run may have been replaced (spec change) while this comparison was out.
     if (this.runs.get(run.spec.key) !== run || !run.active) return;
     run.comparison.add(routeKey(job.method, job.url), `${job.method} ${job.url.slice(0, 200)}`, p, s, c);
-    this.comparedTotal++;
   }
 
   private async forward(to: Instance, job: Job): Promise<Answer | 'too_large' | 'error'> {
@@ -521,14 +521,10 @@ export function parallelRunTarget(spec: CanarySpec, version: string): ParallelRu
     target: spec.target,
     stable: spec.stable,
     candidate: spec.canary,
-    methods: spec.parallelRun?.methods ?? DEFAULT_PARALLEL_RUN_METHODS,
-    headers: spec.parallelRun?.headers ?? DEFAULT_PARALLEL_RUN_HEADERS,
+    methods: spec.parallelRun?.methods ?? [...PARALLEL_RUN_DEFAULTS.methods],
+    headers: spec.parallelRun?.headers ?? [...PARALLEL_RUN_DEFAULTS.headers],
   };
 }
-
-/** Safe to send three times: what a parallel run compares unless told otherwise. */
-export const DEFAULT_PARALLEL_RUN_METHODS = ['GET', 'HEAD', 'OPTIONS'];
-export const DEFAULT_PARALLEL_RUN_HEADERS = ['content-type'];
 
 export interface MismatchVerdict {
   result: 'passed' | 'failed' | 'waiting';

@@ -1,7 +1,7 @@
 // The Prometheus analysis provider: a Canary with `analysis.provider.prometheus` is
 // judged from the user's Prometheus (HTTP API `/api/v1/query`) instead of the metrics
 // the sidecars stream to the control plane. That Prometheus scrapes the sidecars'
-// admin `/stats/prometheus`, where Envoy (1.40, default tag extraction) names an
+// read-only stats listener (`:15090/stats/prometheus`, Envoy's admin output), where Envoy (1.40, default tag extraction) names an
 // outbound cluster's stats this way (checked against a real Envoy):
 //
 //   cluster.outbound|9080||reviews-v2.default.upstream_rq_5xx
@@ -15,16 +15,7 @@
 import { request } from 'undici';
 import type { PrometheusProvider } from '../model/types.ts';
 import type { ServiceRef } from '../telemetry/traffic.ts';
-
-/** The numbers an analysis judges, whoever measured them. */
-export interface Measured {
-  requests: number;
-  errors5xx: number;
-  p99Ms: number | null;
-  /** A success rate measured by a query of its own (successRateQuery), in percent; null
-   *  when that query gave no sample. Absent: computed from requests and 5xx. */
-  successRate?: number | null;
-}
+import type { Measured } from './analysis.ts';
 
 export class PrometheusQueryError extends Error {
   readonly code = 'TESSERA_ERR_PROMETHEUS';
@@ -135,7 +126,7 @@ export async function measureFromPrometheus(provider: PrometheusProvider, backen
     ask(latencyQuery, provider.latencyP99Query ? 'latencyP99Query: ' : ''),
     successQuery ? ask(successQuery, 'successRateQuery: ') : undefined,
   ]);
-  // A user's own queries may use increase(), which extrapolates: counts can be fractional.
+  // Counter growth is whole; rounded anyway to one decimal, and never below 0.
   const count = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? 0 : Math.max(0, Math.round(v * 10) / 10));
   const measured: Measured = {
     requests: count(requests),

@@ -12,6 +12,7 @@ import path from 'node:path';
 // @peculiar/x509's dependency injection (tsyringe) needs the Reflect metadata API first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import { workloadSpiffeId } from '../model/types.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -37,7 +38,7 @@ export interface WorkloadIdentity {
 }
 
 export function spiffeId(trustDomain: string, id: WorkloadIdentity): string {
-  return `spiffe://${trustDomain}/ns/${id.namespace}/sa/${id.serviceAccount}`;
+  return workloadSpiffeId(trustDomain, id.namespace, id.serviceAccount);
 }
 
 export interface IssuedCertificate {

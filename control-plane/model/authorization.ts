@@ -7,7 +7,16 @@
 // allows. A peer identity exists only over mTLS: a principal, service account or
 // namespace never matches a plaintext request, so their negations always do.
 // Pure: policies and a request in, a verdict out.
-import type { AuthorizationCondition, AuthorizationOperation, AuthorizationPolicy, AuthorizationRule, AuthorizationSource, MeshModel } from './types.ts';
+import {
+  namespaceSpiffePrefix,
+  workloadSpiffeId,
+  type AuthorizationCondition,
+  type AuthorizationOperation,
+  type AuthorizationPolicy,
+  type AuthorizationRule,
+  type AuthorizationSource,
+  type MeshModel,
+} from './types.ts';
 import { parseWildcard } from './wildcard.ts';
 
 /** An HTTP request as a sidecar's inbound side sees it. */
@@ -95,10 +104,9 @@ const none = <T>(list: T[] | undefined, match: (v: T) => boolean): boolean | und
 function sourceMatches(s: AuthorizationSource, principal: string | undefined, trustDomain: string): boolean {
   // No certificate: no identity, so a positive match is false and a negative one true.
   const peer = (test: (id: string) => boolean) => principal !== undefined && test(principal);
-  const spiffe = (a: { name: string; namespace: string }) => `spiffe://${trustDomain}/ns/${a.namespace}/sa/${a.name}`;
   const isPrincipal = (p: string) => peer((id) => patternMatches(p, id, true));
-  const isAccount = (a: { name: string; namespace: string }) => peer((id) => id === spiffe(a));
-  const inNamespace = (ns: string) => peer((id) => id.startsWith(`spiffe://${trustDomain}/ns/${ns}/sa/`));
+  const isAccount = (a: { name: string; namespace: string }) => peer((id) => id === workloadSpiffeId(trustDomain, a.namespace, a.name));
+  const inNamespace = (ns: string) => peer((id) => id.startsWith(namespaceSpiffePrefix(trustDomain, ns)));
   return all([
     some(s.principals, isPrincipal),
     none(s.notPrincipals, isPrincipal),

@@ -241,10 +241,20 @@ export interface MtlsOverride {
 export const DEFAULT_MTLS_MODE: MtlsMode = 'PERMISSIVE';
 export const DEFAULT_TRUST_DOMAIN = 'tessera.local';
 
+/** What every SPIFFE ID of a namespace starts with: `spiffe://{trustDomain}/ns/{namespace}/sa/`.
+ *  Namespaces are DNS labels, so none is a prefix of another once `/sa/` follows. */
+export const namespaceSpiffePrefix = (trustDomain: string, namespace: string): string => `spiffe://${trustDomain}/ns/${namespace}/sa/`;
+/** A workload's SPIFFE ID: `spiffe://{trustDomain}/ns/{namespace}/sa/{serviceAccount}`. */
+export const workloadSpiffeId = (trustDomain: string, namespace: string, serviceAccount: string): string =>
+  namespaceSpiffePrefix(trustDomain, namespace) + serviceAccount;
+/** The identities a Service's instances present: its service accounts, by default its own name. */
+export const serviceSpiffeIds = (trustDomain: string, service: { name: string; namespace: string; serviceAccounts?: string[] }): string[] =>
+  (service.serviceAccounts ?? [service.name]).map((sa) => workloadSpiffeId(trustDomain, service.namespace, sa));
+
 /** The control plane's ParallelRun comparator as a workload of the mesh: its certificate
  *  names `spiffe://{trustDomain}/ns/tessera-system/sa/tessera-comparator`. */
 export const COMPARATOR_WORKLOAD = { namespace: 'tessera-system', serviceAccount: 'tessera-comparator' } as const;
-export const comparatorSpiffeId = (trustDomain: string): string => `spiffe://${trustDomain}/ns/${COMPARATOR_WORKLOAD.namespace}/sa/${COMPARATOR_WORKLOAD.serviceAccount}`;
+export const comparatorSpiffeId = (trustDomain: string): string => workloadSpiffeId(trustDomain, COMPARATOR_WORKLOAD.namespace, COMPARATOR_WORKLOAD.serviceAccount);
 
 /** Tracing and access logs (a `Telemetry` document). One without targets is mesh-wide;
  *  one with targets overrides it field by field for the sidecars of those services. */
@@ -311,11 +321,15 @@ export interface CanarySpec {
     failureLimit: number;
     /** Where the numbers come from. Absent: the metrics the sidecars stream to the
      *  control plane. `prometheus`: queried from the user's Prometheus, which scrapes the
-     *  sidecars' admin `/stats/prometheus` (strategy Canary and BlueGreen only). */
+     *  sidecars' stats listener (`:15090/stats/prometheus`; strategy Canary and BlueGreen only). */
     provider?: { prometheus: PrometheusProvider };
   };
   source?: SourceRef;
 }
+
+/** What a ParallelRun compares and mirrors unless its spec says otherwise: only methods
+ *  safe to send three times, the content type, every request. */
+export const PARALLEL_RUN_DEFAULTS = { methods: ['GET', 'HEAD', 'OPTIONS'], headers: ['content-type'], percent: 100 } as const;
 
 export interface PrometheusProvider {
   /** Base URL of the Prometheus HTTP API, http(s) only: `http://prometheus:9090`. */

@@ -11,6 +11,8 @@ import {
   type AuthorizationPolicy,
   type AuthorizationRule,
   type AuthorizationSource,
+  namespaceSpiffePrefix,
+  workloadSpiffeId,
 } from '../model/types.ts';
 import { policiesFor } from '../model/authorization.ts';
 import { parseWildcard } from '../model/wildcard.ts';
@@ -148,12 +150,10 @@ function sourcePrincipal(s: AuthorizationSource, trustDomain: string): RbacPrinc
     if (!ids) return;
     parts.push(negate ? { not_id: anyId(ids) } : anyId(ids));
   };
-  const spiffe = (ns: string, sa: string) => `spiffe://${trustDomain}/ns/${ns}/sa/${sa}`;
   const peer = (name: StringMatcher): RbacPrincipal => ({ authenticated: { principal_name: name } });
-  const accounts = (list?: { name: string; namespace: string }[]) => list?.map((a) => peer({ exact: spiffe(a.namespace, a.name) }));
-  // A namespace is a prefix of the SPIFFE IDs in it; names are DNS labels, so no
-  // namespace is a prefix of another once the `/sa/` follows.
-  const namespaces = (list?: string[]) => list?.map((ns) => peer({ prefix: `spiffe://${trustDomain}/ns/${ns}/sa/` }));
+  const accounts = (list?: { name: string; namespace: string }[]) => list?.map((a) => peer({ exact: workloadSpiffeId(trustDomain, a.namespace, a.name) }));
+  // A namespace is a prefix of the SPIFFE IDs in it.
+  const namespaces = (list?: string[]) => list?.map((ns) => peer({ prefix: namespaceSpiffePrefix(trustDomain, ns) }));
   const principals = (list?: string[]) => list?.map((p) => peer(stringMatcher(p)));
   add(principals(s.principals));
   add(principals(s.notPrincipals), true);

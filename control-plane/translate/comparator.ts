@@ -4,20 +4,21 @@
 // A sidecar with a mesh certificate mirrors over mTLS (its SDS certificate, the
 // comparator's SPIFFE ID checked), as it calls a STRICT service: the comparator takes
 // a STRICT target's mirrors only so (control-plane/delivery/mirror-acceptance.ts).
-import { comparatorSpiffeId, type RouteRule } from '../model/types.ts';
+import { comparatorSpiffeId } from '../model/types.ts';
 import { socketAddress } from './config-source.ts';
 import type { TranslateContext } from './context.ts';
 import { duration } from './duration.ts';
-import type { Cluster, RequestMirrorPolicy } from './envoy-types.ts';
+import type { Cluster } from './envoy-types.ts';
 import type { NamedResource } from './index.ts';
 import { COMPARATOR_CLUSTER } from './names.ts';
 import { trustDomain, upstreamTlsSocket } from './tls.ts';
 
-/** Only sidecars mirror (grpc-js-xds has no request mirroring). */
-const mirrors = (ctx: TranslateContext) => ctx.proxy.kind === 'sidecar' && ctx.model.comparator !== undefined;
+/** Only sidecars mirror (grpc-js-xds has no request mirroring); the route action
+ *  (route-action.ts) adds the mirror policy to the rules of a ParallelRun. */
+export const mirrorsToComparator = (ctx: TranslateContext) => ctx.proxy.kind === 'sidecar' && ctx.model.comparator !== undefined;
 
 export function comparatorCluster(ctx: TranslateContext): NamedResource | undefined {
-  if (!mirrors(ctx)) return undefined;
+  if (!mirrorsToComparator(ctx)) return undefined;
   const { address, port } = ctx.model.comparator!;
   const name = COMPARATOR_CLUSTER;
   const resource: Cluster = {
@@ -29,13 +30,4 @@ export function comparatorCluster(ctx: TranslateContext): NamedResource | undefi
     ...(ctx.proxy.kind === 'sidecar' && ctx.proxy.sds ? { transport_socket: upstreamTlsSocket([comparatorSpiffeId(trustDomain(ctx))]) } : {}),
   };
   return { name, resource };
-}
-
-/** The comparator keeps the caller's Host (no `-shadow` suffix): it tells which
- *  ParallelRun a mirrored request belongs to. */
-export function comparatorMirror(ctx: TranslateContext, rule: RouteRule): RequestMirrorPolicy[] {
-  if (!rule.comparatorMirror || !mirrors(ctx)) return [];
-  const percent = rule.comparatorMirror.percent;
-  const fraction = percent < 100 ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' as const } } } : {};
-  return [{ cluster: COMPARATOR_CLUSTER, disable_shadow_host_suffix_append: true, ...fraction }];
 }

@@ -12,13 +12,14 @@ import type {
   RouteAction,
 } from './envoy-types.ts';
 
-type RewriteFields = Pick<RouteAction, 'prefix_rewrite' | 'regex_rewrite'>;
-type HeaderFields = Pick<Route, 'request_headers_to_add' | 'request_headers_to_remove' | 'response_headers_to_add' | 'response_headers_to_remove'>;
-import { comparatorMirror } from './comparator.ts';
+import { mirrorsToComparator } from './comparator.ts';
 import { duration, wrap } from './duration.ts';
-import { FILTER, outboundClusterName } from './names.ts';
+import { COMPARATOR_CLUSTER, FILTER, outboundClusterName } from './names.ts';
 import { normalizedPrefix } from './route-match.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
+
+type RewriteFields = Pick<RouteAction, 'prefix_rewrite' | 'regex_rewrite'>;
+type HeaderFields = Pick<Route, 'request_headers_to_add' | 'request_headers_to_remove' | 'response_headers_to_add' | 'response_headers_to_remove'>;
 
 /** The service port a virtual host belongs to, whose policy supplies defaults. */
 export interface Parent {
@@ -211,16 +212,23 @@ function mirrors(ctx: TranslateContext, rule: RouteRule): Pick<RouteAction, 'req
   const policies = rule.filters.flatMap((f): RequestMirrorPolicy[] => {
     if (f.type !== 'RequestMirror') return [];
     const cluster = backendCluster(ctx, f.requestMirror.backend);
-    if (!cluster) return [];
-    const percent = f.requestMirror.percent;
-    const fraction =
-      percent !== undefined && percent < 100
-        ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' as const } } }
-        : {};
-    return [{ cluster, ...fraction }];
+    return cluster ? [mirrorPolicy(cluster, f.requestMirror.percent)] : [];
   });
-  policies.push(...comparatorMirror(ctx, rule));
+  // A ParallelRun: the comparator keeps the caller's Host (no `-shadow` suffix), by
+  // which it tells which run a mirrored request belongs to.
+  if (rule.comparatorMirror && mirrorsToComparator(ctx)) {
+    policies.push({ ...mirrorPolicy(COMPARATOR_CLUSTER, rule.comparatorMirror.percent), disable_shadow_host_suffix_append: true });
+  }
   return policies.length > 0 ? { request_mirror_policies: policies } : {};
+}
+
+/** A copy of `percent` (default all) of the requests to `cluster`; its answers are dropped. */
+function mirrorPolicy(cluster: string, percent: number | undefined): RequestMirrorPolicy {
+  const fraction =
+    percent !== undefined && percent < 100
+      ? { runtime_fraction: { default_value: { numerator: Math.max(0, Math.round(percent)), denominator: 'HUNDRED' as const } } }
+      : {};
+  return { cluster, ...fraction };
 }
 
 /** A RingHash TrafficPolicy on a backend needs the route to say what to hash. */

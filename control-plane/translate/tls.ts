@@ -11,7 +11,7 @@
 // Callers originate mTLS to an instance whose sidecar has a certificate (the EDS
 // metadata below) unless its Service is DISABLE, and check that the peer is one of the
 // Service's identities.
-import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, type Endpoint, type MeshService, type MtlsMode } from '../model/types.ts';
+import { DEFAULT_TRUST_DOMAIN, effectiveMtlsMode, serviceSpiffeIds, type Endpoint, type MeshService, type MtlsMode } from '../model/types.ts';
 import { EXTENSION } from '../xds/resources/type-urls.ts';
 import { jsonToStruct } from '../xds/resources/struct.ts';
 import type { TranslateContext } from './context.ts';
@@ -62,7 +62,7 @@ export function mtlsMode(ctx: TranslateContext, service: string | undefined, nam
 
 /** The SPIFFE IDs a service's workloads present. */
 export function serviceIdentities(ctx: TranslateContext, service: MeshService): string[] {
-  return (service.serviceAccounts ?? [service.name]).map((sa) => `spiffe://${trustDomain(ctx)}/ns/${service.namespace}/sa/${sa}`);
+  return serviceSpiffeIds(trustDomain(ctx), service);
 }
 
 function commonTlsContext(extra: CommonTlsContext = {}): CommonTlsContext {
