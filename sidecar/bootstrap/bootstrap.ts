@@ -71,6 +71,8 @@ function xdsTlsSocket(controlPlaneId: string) {
 
 export const DEFAULT_STATS_FLUSH_INTERVAL_MS = 5000;
 
+const socketAddress = (address: string, port: number) => ({ socket_address: { address, port_value: port } });
+
 /** Istio's port for the same thing (prometheus.io/port in its pods). */
 export const DEFAULT_STATS_PORT = 15090;
 export const STATS_PATH = '/stats/prometheus';
@@ -85,7 +87,7 @@ export const ADMIN_CLUSTER = 'tessera_envoy_admin';
 function statsListener(address: string, port: number): Record<string, unknown> {
   return {
     name: STATS_LISTENER,
-    address: { socket_address: { address, port_value: port } },
+    address: socketAddress(address, port),
     filter_chains: [
       {
         filters: [
@@ -129,7 +131,7 @@ function adminCluster(address: string, port: number): Record<string, unknown> {
     name: ADMIN_CLUSTER,
     type: 'STATIC',
     connect_timeout: '1s',
-    load_assignment: { cluster_name: ADMIN_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address, port_value: port } } } }] }] },
+    load_assignment: { cluster_name: ADMIN_CLUSTER, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(address, port) } }] }] },
   };
 }
 
@@ -223,7 +225,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
             endpoints: [
               {
                 lb_endpoints: o.xds.map((x) => ({
-                  endpoint: { address: { socket_address: { address: x.host, port_value: x.port } } },
+                  endpoint: { address: socketAddress(x.host, x.port) },
                 })),
               },
             ],
@@ -245,7 +247,7 @@ export function envoyBootstrap(o: BootstrapOptions): Record<string, unknown> {
       ],
     },
     admin: {
-      address: { socket_address: { address: adminAddress, port_value: o.adminPort } },
+      address: socketAddress(adminAddress, o.adminPort),
     },
     stats_sinks: statsSinks(),
     stats_flush_interval: seconds(o.statsFlushIntervalMs ?? DEFAULT_STATS_FLUSH_INTERVAL_MS),

@@ -1,4 +1,5 @@
 // Every label, annotation, container name and port the injector writes or reads, in one place.
+import { DEFAULT_STATS_PORT, STATS_PATH } from '../bootstrap/bootstrap.ts';
 import { createRequire } from 'node:module';
 
 export const INJECT_LABEL = 'tessera.dev/inject'; // on a Namespace or a Pod template: "enabled" opts in
@@ -28,11 +29,11 @@ export const PORTS = {
   inboundCapture: 15006,
   probes: 15020, // the agent runs the app's rewritten probes here
   status: 15021, // the agent's /ready
-  stats: 15090, // Envoy's read-only Prometheus stats listener (GET /stats/prometheus only)
+  stats: DEFAULT_STATS_PORT, // Envoy's read-only Prometheus stats listener (GET /stats/prometheus only)
 } as const;
 
-/** What the stats listener serves (sidecar/bootstrap/bootstrap.ts STATS_PATH). */
-export const STATS_PATH = '/stats/prometheus';
+/** What the stats listener serves. */
+export { STATS_PATH };
 
 /** The conventional scrape annotations (Prometheus' kubernetes_sd relabeling examples). */
 export const PROMETHEUS_ANNOTATIONS = {
